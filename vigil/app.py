@@ -1,0 +1,82 @@
+"""The HTTP application: command API, OpenAPI document and operational endpoints."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from importlib.metadata import version
+
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from commands.errors import JSONResponse, error_response
+from commands.http import CommandEndpoint
+from commands.openapi import openapi_document
+from vigil.bootstrap import Services, open_services
+from vigil.config import Settings
+
+
+def create_app(settings: Settings, nats_url: str) -> Starlette:
+    """Build the app; clients are opened by the lifespan, not here."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        services = await open_services(settings, nats_url)
+        app.state.services = services
+        app.state.commands = CommandEndpoint(
+            services.commands,
+            services.service,
+            services.authenticator,
+            max_body_bytes=settings.max_body_bytes,
+        )
+        app.state.openapi = openapi_document(services.commands, version("vigil"))
+        try:
+            yield
+        finally:
+            await services.close()
+
+    async def command(request: Request) -> Response:
+        endpoint: CommandEndpoint = request.app.state.commands
+        return await endpoint(request)
+
+    async def openapi(request: Request) -> Response:
+        return JSONResponse(request.app.state.openapi)
+
+    async def health(request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def ready(request: Request) -> Response:
+        services: Services = request.app.state.services
+        if not services.nc.is_connected:
+            return error_response(503, "not_ready", "not connected to NATS")
+        try:
+            head = await services.store.head_position()
+        except Exception as err:
+            return error_response(503, "not_ready", f"event store unreachable: {err}")
+        return JSONResponse({"status": "ready", "head_position": head})
+
+    async def metrics(request: Request) -> Response:
+        services: Services = request.app.state.services
+        return Response(generate_latest(services.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    async def not_found(request: Request, exc: Exception) -> Response:
+        return error_response(404, "not_found", f"no route for {request.url.path}")
+
+    async def method_not_allowed(request: Request, exc: Exception) -> Response:
+        return error_response(405, "method_not_allowed", f"{request.method} not allowed here")
+
+    routes = [
+        Route("/commands/{name}", command, methods=["POST"]),
+        Route("/openapi.json", openapi, methods=["GET"]),
+        Route("/health", health, methods=["GET"]),
+        Route("/ready", ready, methods=["GET"]),
+        Route("/metrics", metrics, methods=["GET"]),
+    ]
+    return Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        exception_handlers={404: not_found, 405: method_not_allowed},
+    )

@@ -1,0 +1,53 @@
+"""Running the stack: the embedded nats-server (when no VIGIL_NATS_URL) and the HTTP server.
+
+Whatever ``vigil up`` starts it also stops, on Ctrl-C, SIGTERM or an error:
+uvicorn turns the signal into a graceful shutdown, the lifespan closes the
+clients, and the ``finally`` below stops nats-server. The child is also tied to
+our life with PR_SET_PDEATHSIG, so even ``kill -9`` of vigil leaves no orphan.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import uvicorn
+from infrastructure.natsd import NatsServer
+
+from vigil.app import create_app
+from vigil.config import ConfigError, Settings
+
+log = logging.getLogger("vigil")
+
+
+def _uvicorn_config(settings: Settings, nats_url: str) -> uvicorn.Config:
+    return uvicorn.Config(
+        create_app(settings, nats_url),
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        access_log=False,
+        loop="uvloop",
+        http="httptools",
+        lifespan="on",
+        timeout_graceful_shutdown=10,
+    )
+
+
+async def serve(settings: Settings, *, embedded_allowed: bool = True) -> None:
+    """Serve the API until a signal arrives; start and stop nats-server if embedded."""
+    if settings.nats_url is not None:
+        await uvicorn.Server(_uvicorn_config(settings, settings.nats_url)).serve()
+        return
+    if not embedded_allowed:
+        raise ConfigError("VIGIL_NATS_URL is not set; use `vigil up` for the embedded stack")
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    server = NatsServer(
+        store_dir=settings.data_dir / "jetstream",
+        sync_always=settings.nats_sync == "always",
+    )
+    await server.start()
+    log.info("embedded nats-server %s with JetStream under %s", server.url, server.store_dir)
+    try:
+        await uvicorn.Server(_uvicorn_config(settings, server.url)).serve()
+    finally:
+        await server.stop()
