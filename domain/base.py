@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from eventsourcing.domain import Aggregate
 
@@ -22,6 +22,11 @@ def ensure_tenant_id(tenant_id: str) -> None:
     """Tenant ids become NATS subject tokens, so they are kept to a safe alphabet."""
     if not isinstance(tenant_id, str) or not _TENANT_RE.match(tenant_id):
         raise InvalidValue("tenant_id", "must match [a-z0-9][a-z0-9_-]{0,62}")
+
+
+def ensure_text(field: str, value: Any, *, max_length: int) -> None:
+    if not isinstance(value, str) or not value.strip() or len(value) > max_length:
+        raise InvalidValue(field, f"must be 1 to {max_length} characters, not blank")
 
 
 def ensure_aware(at: datetime) -> None:
@@ -37,7 +42,9 @@ def ensure_actor(actor: str) -> None:
 class VigilAggregate(Aggregate):
     """Base for Device, Fleet and Model: owned by one tenant."""
 
-    TYPE: str = ""  # short name used in subjects and APIs: "device", "fleet", "model"
+    # Short name used in subjects and APIs. ClassVar, so the dataclass machinery
+    # eventsourcing applies to aggregates does not turn it into an __init__ field.
+    TYPE: ClassVar[str] = ""
 
     class Event(Aggregate.Event):
         actor: str

@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Any
 from uuid import UUID
 
 from domain import errors, identity
-from domain.base import VigilAggregate
+from domain.base import VigilAggregate, ensure_text
 from domain.model import ensure_model_version
 
 _SERIAL_RE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
@@ -138,7 +137,7 @@ class Device(VigilAggregate):
             raise errors.InvalidValue(
                 "serial_number", "must be 1 to 64 characters of A-Z a-z 0-9 . _ -"
             )
-        _ensure_text("hardware_profile", hardware_profile, max_length=_MAX_PROFILE_LENGTH)
+        ensure_text("hardware_profile", hardware_profile, max_length=_MAX_PROFILE_LENGTH)
         device: Device = cls._start(
             cls.Registered,
             id=identity.device_id(tenant_id, serial_number),
@@ -184,7 +183,7 @@ class Device(VigilAggregate):
     def decommission(self, reason: str, *, actor: str, at: datetime) -> None:
         """Retire the device for good; every later command is refused."""
         self._ensure_not_decommissioned()
-        _ensure_text("reason", reason, max_length=_MAX_REASON_LENGTH)
+        ensure_text("reason", reason, max_length=_MAX_REASON_LENGTH)
         self._record(self.Decommissioned, actor=actor, at=at, reason=reason)
 
     # Reported state, owned by the device.
@@ -209,7 +208,7 @@ class Device(VigilAggregate):
         self._ensure_not_decommissioned()
         identity.ensure_uuid("model_id", model_id)
         ensure_model_version("model_version", model_version)
-        _ensure_text("reason", reason, max_length=_MAX_REASON_LENGTH)
+        ensure_text("reason", reason, max_length=_MAX_REASON_LENGTH)
         self._record(
             self.ModelInstallFailed,
             actor=actor,
@@ -235,7 +234,7 @@ class Device(VigilAggregate):
         self, kind: str, severity: str, detail: str, *, actor: str, at: datetime
     ) -> None:
         self._ensure_not_decommissioned()
-        _ensure_text("kind", kind, max_length=_MAX_KIND_LENGTH)
+        ensure_text("kind", kind, max_length=_MAX_KIND_LENGTH)
         if severity not in SEVERITIES:
             raise errors.InvalidValue("severity", f"must be one of {', '.join(SEVERITIES)}")
         if not isinstance(detail, str) or len(detail) > _MAX_DETAIL_LENGTH:
@@ -260,8 +259,3 @@ class Device(VigilAggregate):
         if self.fleet_id is None:
             raise errors.DeviceNotInFleet(self.id)
         return self.fleet_id
-
-
-def _ensure_text(field: str, value: Any, *, max_length: int) -> None:
-    if not isinstance(value, str) or not value.strip() or len(value) > max_length:
-        raise errors.InvalidValue(field, f"must be 1 to {max_length} characters, not blank")

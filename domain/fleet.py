@@ -14,7 +14,7 @@ from typing import Any, TypedDict, cast
 from uuid import UUID
 
 from domain import errors, identity
-from domain.base import VigilAggregate
+from domain.base import VigilAggregate, ensure_text
 from domain.model import ensure_model_version
 
 _MAX_NAME_LENGTH = 100
@@ -248,13 +248,13 @@ class Fleet(VigilAggregate):
     def roll_back_rollout(self, reason: str, *, actor: str, at: datetime) -> None:
         """End the rollout and send every device it reached back to the previous model."""
         rollout = self._ensure_rollout_active()
-        _ensure_text("reason", reason, max_length=_MAX_REASON_LENGTH)
+        ensure_text("reason", reason, max_length=_MAX_REASON_LENGTH)
         self._record(self.RolloutRolledBack, actor=actor, at=at, **_roll_back(rollout, reason))
 
     def halt_rollout(self, reason: str, *, actor: str, at: datetime) -> None:
         """End the rollout where it stands, without rolling any device back."""
         rollout = self._ensure_rollout_active()
-        _ensure_text("reason", reason, max_length=_MAX_REASON_LENGTH)
+        ensure_text("reason", reason, max_length=_MAX_REASON_LENGTH)
         self._record(
             self.RolloutHalted,
             actor=actor,
@@ -375,8 +375,3 @@ def _ensure_new_targets(device_ids: Any, *, already_targeted: list[UUID]) -> Non
         raise errors.InvalidValue(
             "device_ids", "must not include devices an earlier phase targeted"
         )
-
-
-def _ensure_text(field: str, value: Any, *, max_length: int) -> None:
-    if not isinstance(value, str) or not value.strip() or len(value) > max_length:
-        raise errors.InvalidValue(field, f"must be 1 to {max_length} characters, not blank")

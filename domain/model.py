@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from domain import errors, identity
-from domain.base import VigilAggregate
+from domain.base import VigilAggregate, ensure_text
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9._-]{1,100}$")
 _VERSION_RE = re.compile(r"^\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?$")
@@ -151,7 +151,7 @@ class Model(VigilAggregate):
     def deprecate(self, reason: str, *, actor: str, at: datetime) -> None:
         if self.stage == DEPRECATED:
             raise errors.ModelAlreadyDeprecated(self.id)
-        _ensure_text("reason", reason, max_length=_MAX_REASON_LENGTH)
+        ensure_text("reason", reason, max_length=_MAX_REASON_LENGTH)
         self._record(self.Deprecated, actor=actor, at=at, from_stage=self.stage, reason=reason)
 
     def _ensure_not_deprecated(self) -> None:
@@ -192,8 +192,3 @@ def _copy_signature(signature: dict[str, Any]) -> dict[str, Any]:
         tensor: {"dtype": spec["dtype"], "shape": list(spec["shape"])}
         for tensor, spec in signature.items()
     }
-
-
-def _ensure_text(field: str, value: Any, *, max_length: int) -> None:
-    if not isinstance(value, str) or not value.strip() or len(value) > max_length:
-        raise errors.InvalidValue(field, f"must be 1 to {max_length} characters, not blank")
