@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from importlib.metadata import version
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -15,22 +15,21 @@ from starlette.routing import Route
 from commands.errors import JSONResponse, error_response
 from commands.http import CommandEndpoint
 from commands.openapi import openapi_document
-from vigil.bootstrap import Services, open_services
-from vigil.config import Settings
+from vigil.bootstrap import Services
 
 
-def create_app(settings: Settings, nats_url: str) -> Starlette:
-    """Build the app; clients are opened by the lifespan, not here."""
+def create_app(open_services: Callable[[], Awaitable[Services]]) -> Starlette:
+    """Build the app; ``open_services`` runs in the lifespan, so nothing connects at import."""
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        services = await open_services(settings, nats_url)
+        services = await open_services()
         app.state.services = services
         app.state.commands = CommandEndpoint(
             services.commands,
             services.service,
             services.authenticator,
-            max_body_bytes=settings.max_body_bytes,
+            max_body_bytes=services.max_body_bytes,
         )
         app.state.openapi = openapi_document(services.commands, version("vigil"))
         try:
@@ -50,7 +49,7 @@ def create_app(settings: Settings, nats_url: str) -> Starlette:
 
     async def ready(request: Request) -> Response:
         services: Services = request.app.state.services
-        if not services.nc.is_connected:
+        if services.nc is not None and not services.nc.is_connected:
             return error_response(503, "not_ready", "not connected to NATS")
         try:
             head = await services.store.head_position()

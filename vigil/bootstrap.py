@@ -9,13 +9,14 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from typing import Any
+from uuid import UUID
 
 import nats
+from eventsourcing.persistence import Mapper
 from infrastructure.eventstore.jetstream import JetStreamEventStore
 from infrastructure.eventstore.setup import JetStreamConfig, ensure_jetstream
 from infrastructure.eventstore.snapshots_kv import KeyValueSnapshotStore
 from nats.aio.client import Client as NATS
-from nats.js import JetStreamContext
 
 from commands.auth import Authenticator
 from commands.catalog import COMMANDS
@@ -23,6 +24,8 @@ from commands.metrics import CommandMetrics
 from commands.service import CommandService
 from commands.spec import CommandSpec
 from infrastructure.eventstore.codec import build_mapper
+from infrastructure.eventstore.port import EventStore
+from infrastructure.eventstore.snapshots import SnapshotStore
 from infrastructure.repository import Repository
 from vigil.config import Settings
 
@@ -31,21 +34,53 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class Services:
-    settings: Settings
-    nc: NATS
-    js: JetStreamContext
-    store: JetStreamEventStore
+    """Everything the HTTP layer needs, opened and ready."""
+
+    store: EventStore
     repository: Repository
-    commands: dict[str, CommandSpec[Any]]
     service: CommandService
     authenticator: Authenticator
-    metrics: CommandMetrics = field(default_factory=CommandMetrics)
+    metrics: CommandMetrics
+    commands: dict[str, CommandSpec[Any]] = field(default_factory=lambda: dict(COMMANDS))
+    nc: NATS | None = None
+    max_body_bytes: int = 64 * 1024
 
     async def close(self) -> None:
         await self.repository.drain()
         await self.store.close()
-        if not self.nc.is_closed:
+        if self.nc is not None and not self.nc.is_closed:
             await self.nc.drain()
+
+
+def build_services(
+    store: EventStore,
+    *,
+    jwt_secret: str,
+    mapper: Mapper[UUID] | None = None,
+    snapshots: SnapshotStore | None = None,
+    snapshot_every: int = 50,
+    cache_size: int = 10_000,
+    max_body_bytes: int = 64 * 1024,
+    nc: NATS | None = None,
+) -> Services:
+    """Wire the write side around an event store (JetStream in production, memory in tests)."""
+    repository = Repository(
+        store,
+        mapper or build_mapper(),
+        snapshots,
+        snapshot_every=snapshot_every,
+        cache_size=cache_size,
+    )
+    metrics = CommandMetrics()
+    return Services(
+        store=store,
+        repository=repository,
+        service=CommandService(repository, metrics),
+        authenticator=Authenticator(jwt_secret),
+        metrics=metrics,
+        nc=nc,
+        max_body_bytes=max_body_bytes,
+    )
 
 
 def jetstream_config(settings: Settings) -> JetStreamConfig:
@@ -71,32 +106,21 @@ async def connect_nats(url: str, *, name: str) -> NATS:
 
 
 async def open_services(settings: Settings, nats_url: str) -> Services:
+    """Connect to NATS, make sure the stream and buckets exist, wire the write side."""
     nc = await connect_nats(nats_url, name="vigil-api")
     try:
         js = nc.jetstream()
         config = jetstream_config(settings)
         await ensure_jetstream(js, config)
-        store = JetStreamEventStore(js, config)
-        snapshots = await KeyValueSnapshotStore.open(js, config)
-        mapper = build_mapper(settings.compression, settings.cipher_key)
-        repository = Repository(
-            store,
-            mapper,
-            snapshots,
+        return build_services(
+            JetStreamEventStore(js, config),
+            jwt_secret=settings.resolve_jwt_secret(),
+            mapper=build_mapper(settings.compression, settings.cipher_key),
+            snapshots=await KeyValueSnapshotStore.open(js, config),
             snapshot_every=settings.snapshot_every,
             cache_size=settings.aggregate_cache_size,
-        )
-        metrics = CommandMetrics()
-        return Services(
-            settings=settings,
+            max_body_bytes=settings.max_body_bytes,
             nc=nc,
-            js=js,
-            store=store,
-            repository=repository,
-            commands=COMMANDS,
-            service=CommandService(repository, metrics),
-            authenticator=Authenticator(settings.resolve_jwt_secret()),
-            metrics=metrics,
         )
     except BaseException:
         await nc.close()

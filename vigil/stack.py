@@ -14,6 +14,7 @@ import uvicorn
 from infrastructure.natsd import NatsServer
 
 from vigil.app import create_app
+from vigil.bootstrap import open_services
 from vigil.config import ConfigError, Settings
 
 log = logging.getLogger("vigil")
@@ -21,7 +22,7 @@ log = logging.getLogger("vigil")
 
 def _uvicorn_config(settings: Settings, nats_url: str) -> uvicorn.Config:
     return uvicorn.Config(
-        create_app(settings, nats_url),
+        create_app(lambda: open_services(settings, nats_url)),
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,
