@@ -97,7 +97,7 @@ def to_response(exc: Exception) -> JSONResponse | None:
         return error_response(422, exc.code, exc.message)
     if isinstance(exc, msgspec.ValidationError):
         field, reason = _validation_field(str(exc))
-        extra = {"field": field} if field else {}
+        extra: dict[str, Any] = {"field": field} if field else {}
         return error_response(400, "invalid_body", str(exc), reason=reason, **extra)
     if isinstance(exc, msgspec.DecodeError):
         return error_response(400, "malformed_json", f"request body is not valid JSON: {exc}")

@@ -13,9 +13,6 @@ from uuid import UUID
 
 import nats
 from eventsourcing.persistence import Mapper
-from infrastructure.eventstore.jetstream import JetStreamEventStore
-from infrastructure.eventstore.setup import JetStreamConfig, ensure_jetstream
-from infrastructure.eventstore.snapshots_kv import KeyValueSnapshotStore
 from nats.aio.client import Client as NATS
 
 from commands.auth import Authenticator
@@ -24,8 +21,11 @@ from commands.metrics import CommandMetrics
 from commands.service import CommandService
 from commands.spec import CommandSpec
 from infrastructure.eventstore.codec import build_mapper
+from infrastructure.eventstore.jetstream import JetStreamEventStore
 from infrastructure.eventstore.port import EventStore
+from infrastructure.eventstore.setup import JetStreamConfig, ensure_jetstream
 from infrastructure.eventstore.snapshots import SnapshotStore
+from infrastructure.eventstore.snapshots_kv import KeyValueSnapshotStore
 from infrastructure.repository import Repository
 from vigil.config import Settings
 
@@ -113,7 +113,7 @@ async def open_services(settings: Settings, nats_url: str) -> Services:
         config = jetstream_config(settings)
         await ensure_jetstream(js, config)
         return build_services(
-            JetStreamEventStore(js, config),
+            JetStreamEventStore(nc, config),
             jwt_secret=settings.resolve_jwt_secret(),
             mapper=build_mapper(settings.compression, settings.cipher_key),
             snapshots=await KeyValueSnapshotStore.open(js, config),

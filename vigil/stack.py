@@ -8,16 +8,54 @@ our life with PR_SET_PDEATHSIG, so even ``kill -9`` of vigil leaves no orphan.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+import signal
+from collections.abc import Iterator
 
 import uvicorn
-from infrastructure.natsd import NatsServer
 
+from infrastructure.natsd import NatsServer
 from vigil.app import create_app
 from vigil.bootstrap import open_services
 from vigil.config import ConfigError, Settings
 
 log = logging.getLogger("vigil")
+
+
+class _Server(uvicorn.Server):
+    """uvicorn, minus its habit of re-raising SIGINT/SIGTERM after shutdown.
+
+    uvicorn re-raises the signal it caught once it has stopped, which kills the
+    process before our ``finally`` can stop nats-server cleanly. We route the
+    signals to ``should_exit`` ourselves and exit 0 after a full shutdown.
+    """
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        loop = asyncio.get_running_loop()
+        signals = (signal.SIGINT, signal.SIGTERM)
+        for sig in signals:
+            loop.add_signal_handler(sig, self._request_exit, sig)
+        try:
+            yield
+        finally:
+            for sig in signals:
+                loop.remove_signal_handler(sig)
+
+    def _request_exit(self, sig: signal.Signals) -> None:
+        log.info("%s received, shutting down", sig.name)
+        if self.should_exit:
+            self.force_exit = True
+        self.should_exit = True
+
+
+async def _serve_until_signal(settings: Settings, nats_url: str) -> None:
+    server = _Server(_uvicorn_config(settings, nats_url))
+    # Handle signals for the whole run, including nats-server start-up and shutdown.
+    with server.capture_signals():
+        await server.serve()
 
 
 def _uvicorn_config(settings: Settings, nats_url: str) -> uvicorn.Config:
@@ -37,7 +75,7 @@ def _uvicorn_config(settings: Settings, nats_url: str) -> uvicorn.Config:
 async def serve(settings: Settings, *, embedded_allowed: bool = True) -> None:
     """Serve the API until a signal arrives; start and stop nats-server if embedded."""
     if settings.nats_url is not None:
-        await uvicorn.Server(_uvicorn_config(settings, settings.nats_url)).serve()
+        await _serve_until_signal(settings, settings.nats_url)
         return
     if not embedded_allowed:
         raise ConfigError("VIGIL_NATS_URL is not set; use `vigil up` for the embedded stack")
@@ -49,6 +87,6 @@ async def serve(settings: Settings, *, embedded_allowed: bool = True) -> None:
     await server.start()
     log.info("embedded nats-server %s with JetStream under %s", server.url, server.store_dir)
     try:
-        await uvicorn.Server(_uvicorn_config(settings, server.url)).serve()
+        await _serve_until_signal(settings, server.url)
     finally:
         await server.stop()
