@@ -88,6 +88,7 @@ def jetstream_config(settings: Settings) -> JetStreamConfig:
         stream=settings.stream,
         subject_prefix=settings.subject_prefix,
         duplicate_window=settings.duplicate_window_seconds,
+        snapshot_bucket=settings.snapshot_bucket,
     )
 
 

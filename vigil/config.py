@@ -53,6 +53,7 @@ class Settings:
     max_body_bytes: int
     stream: str
     subject_prefix: str
+    snapshot_bucket: str
     duplicate_window_seconds: int
     nats_sync: str  # "default" or "always": the embedded server's fsync policy
     log_level: str
@@ -83,6 +84,7 @@ class Settings:
             max_body_bytes=_int(env, "VIGIL_MAX_BODY_BYTES", 64 * 1024, minimum=1024),
             stream=env.get("VIGIL_STREAM") or "VIGIL_EVENTS",
             subject_prefix=env.get("VIGIL_SUBJECT_PREFIX") or "vigil.evt",
+            snapshot_bucket=env.get("VIGIL_SNAPSHOT_BUCKET") or "VIGIL_SNAPSHOTS",
             duplicate_window_seconds=_int(env, "VIGIL_DUPLICATE_WINDOW", 120, minimum=1),
             nats_sync=_choice(env, "VIGIL_NATS_SYNC", "default", ("default", "always")),
             log_level=(env.get("VIGIL_LOG_LEVEL") or "info").lower(),

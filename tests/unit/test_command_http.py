@@ -27,8 +27,9 @@ def serial() -> str:
 async def test_registering_a_device_returns_its_id_version_and_position(api):
     client, store = api
     number = serial()
-    response = await send(client, "RegisterDevice", {"serial_number": number,
-                                                     "hardware_profile": "jetson-orin"})
+    response = await send(
+        client, "RegisterDevice", {"serial_number": number, "hardware_profile": "jetson-orin"}
+    )
     assert response.status_code == 201, response.text
     body = response.json()
     assert body["aggregate_id"] == str(device_id("acme", number))
@@ -49,18 +50,25 @@ async def test_a_retry_with_the_same_idempotency_key_returns_the_first_result(ap
     assert one.status_code == 201 and again.status_code == 200
     assert again.json()["duplicate"] is True
     assert (again.json()["position"], again.json()["version"]) == (
-        one.json()["position"], one.json()["version"])
+        one.json()["position"],
+        one.json()["version"],
+    )
     assert await store.head_position() == 2
 
 
 async def test_if_match_with_a_stale_version_is_refused_with_the_current_version(api):
     client, store = api
-    created = await send(client, "RegisterDevice", {"serial_number": serial(),
-                                                    "hardware_profile": "jetson"})
+    created = await send(
+        client, "RegisterDevice", {"serial_number": serial(), "hardware_profile": "jetson"}
+    )
     device = created.json()["aggregate_id"]
-    ok = await send(client, "MarkDeviceOffline", {"device_id": device}, **auth(**{"If-Match": '"1"'}))
+    ok = await send(
+        client, "MarkDeviceOffline", {"device_id": device}, **auth(**{"If-Match": '"1"'})
+    )
     assert ok.status_code == 201
-    stale = await send(client, "MarkDeviceOnline", {"device_id": device}, **auth(**{"If-Match": "1"}))
+    stale = await send(
+        client, "MarkDeviceOnline", {"device_id": device}, **auth(**{"If-Match": "1"})
+    )
     assert stale.status_code == 409
     assert stale.json()["error"]["code"] == "version_mismatch"
     assert stale.json()["error"]["current_version"] == 2
@@ -90,22 +98,28 @@ async def test_callers_without_valid_credentials_or_role_are_refused(api, header
 
 async def test_admin_only_commands_refuse_operators(api):
     client, store = api
-    created = await send(client, "RegisterDevice", {"serial_number": serial(),
-                                                    "hardware_profile": "jetson"})
-    response = await send(client, "DecommissionDevice",
-                          {"device_id": created.json()["aggregate_id"], "reason": "broken"},
-                          **auth(role="operator"))
+    created = await send(
+        client, "RegisterDevice", {"serial_number": serial(), "hardware_profile": "jetson"}
+    )
+    response = await send(
+        client,
+        "DecommissionDevice",
+        {"device_id": created.json()["aggregate_id"], "reason": "broken"},
+        **auth(role="operator"),
+    )
     assert response.status_code == 403
     assert await store.head_position() == 1
 
 
 async def test_another_tenants_device_behaves_as_not_found(api):
     client, store = api
-    created = await send(client, "RegisterDevice", {"serial_number": serial(),
-                                                    "hardware_profile": "jetson"})
+    created = await send(
+        client, "RegisterDevice", {"serial_number": serial(), "hardware_profile": "jetson"}
+    )
     device = created.json()["aggregate_id"]
-    response = await send(client, "MarkDeviceOffline", {"device_id": device},
-                          **auth(tenant="globex"))
+    response = await send(
+        client, "MarkDeviceOffline", {"device_id": device}, **auth(tenant="globex")
+    )
     assert response.status_code == 404
     assert response.json()["error"]["code"] == "not_found"
     assert await store.head_position() == 1
