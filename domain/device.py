@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
+from typing import Any
 from uuid import UUID
 
 from domain import errors, identity
@@ -34,15 +35,30 @@ class Device(VigilAggregate):
     """An edge device, registered under a tenant by its serial number."""
 
     TYPE = "device"
-    class_version = 1  # bump with an upcast_v1_v2 when the state's shape changes
+    # v2: devices record the firmware they were registered with. Snapshots taken
+    # at v1 lack the attribute; upcast_v1_v2 fills it in on load.
+    class_version = 2
+
+    @staticmethod
+    def upcast_v1_v2(state: dict[str, Any]) -> None:
+        state["firmware_version"] = None
 
     class Registered(VigilAggregate.Created):
+        # v2 added firmware_version; events stored at v1 are upcast on read.
+        class_version = 2
+
         serial_number: str
         hardware_profile: str
+        firmware_version: str | None = None
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state["firmware_version"] = None
 
         def apply(self, device: Device) -> None:
             device.serial_number = self.serial_number
             device.hardware_profile = self.hardware_profile
+            device.firmware_version = self.firmware_version
 
     class AssignedToFleet(VigilAggregate.Event):
         fleet_id: UUID
@@ -113,6 +129,7 @@ class Device(VigilAggregate):
         super().__init__(tenant_id)
         self.serial_number = ""
         self.hardware_profile = ""
+        self.firmware_version: str | None = None
         self.fleet_id: UUID | None = None
         self.desired_model_id: UUID | None = None
         self.desired_model_version: str | None = None
@@ -132,12 +149,15 @@ class Device(VigilAggregate):
         hardware_profile: str,
         actor: str,
         at: datetime,
+        firmware_version: str | None = None,
     ) -> Device:
         if not isinstance(serial_number, str) or not _SERIAL_RE.match(serial_number):
             raise errors.InvalidValue(
                 "serial_number", "must be 1 to 64 characters of A-Z a-z 0-9 . _ -"
             )
         ensure_text("hardware_profile", hardware_profile, max_length=_MAX_PROFILE_LENGTH)
+        if firmware_version is not None:
+            ensure_text("firmware_version", firmware_version, max_length=_MAX_PROFILE_LENGTH)
         device: Device = cls._start(
             cls.Registered,
             id=identity.device_id(tenant_id, serial_number),
@@ -146,6 +166,7 @@ class Device(VigilAggregate):
             at=at,
             serial_number=serial_number,
             hardware_profile=hardware_profile,
+            firmware_version=firmware_version,
         )
         return device
 

@@ -6,15 +6,15 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
-from domain.device import Device
-
 from commands.spec import CommandBody, CommandSpec, Context, Role
+from domain.device import Device
 from domain.identity import device_id
 
 
 class RegisterDevice(CommandBody):
     serial_number: str
     hardware_profile: str
+    firmware_version: str | None = None
 
 
 class DeviceCommand(CommandBody):
@@ -72,6 +72,7 @@ def _register(_: Device | None, body: RegisterDevice, ctx: Context) -> Device:
         tenant_id=ctx.tenant,
         serial_number=body.serial_number,
         hardware_profile=body.hardware_profile,
+        firmware_version=body.firmware_version,
         actor=ctx.actor,
         at=ctx.at,
     )

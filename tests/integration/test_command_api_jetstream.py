@@ -25,6 +25,7 @@ async def api_instance(nats_url, config, **kwargs):
     snapshots = await KeyValueSnapshotStore.open(nc.jetstream(), config)
     services = build_services(store, jwt_secret=SECRET, snapshots=snapshots, nc=nc, **kwargs)
     async with running_app(services) as client:
+        client.services = services  # type: ignore[attr-defined]
         yield client, store
 
 
@@ -270,3 +271,41 @@ async def test_racing_writers_on_two_api_instances_take_each_version_exactly_onc
     assert sorted(wins) == list(range(2, 18)), "each version taken exactly once"
     assert losses, "writers really raced"
     assert [c.version for c in commits] == list(range(1, 18)), "one commit per version"
+
+
+async def test_the_api_snapshots_aggregates_into_the_kv_bucket_every_n_events(
+    nats_server, jetstream_config
+):
+    async with api_instance(nats_server, jetstream_config, snapshot_every=5) as (client, _):
+        device = await registered(client)
+        for i in range(6):
+            response = await send(
+                client, "RaiseAnomaly", {"device_id": device, "kind": f"k{i}", "severity": "info"}
+            )
+            assert response.status_code == 201
+        await client.services.repository.drain()  # snapshot writes run after the response
+        nc = await nats.connect(nats_server)
+        try:
+            snapshots = await KeyValueSnapshotStore.open(nc.jetstream(), jetstream_config)
+            record = await snapshots.get(store_ref(device))
+        finally:
+            await nc.close()
+    assert record is not None and record.version == 5
+
+
+async def test_encrypted_payloads_are_unreadable_in_the_stream(
+    nats_server, jetstream_config, nats_client
+):
+    from infrastructure.eventstore.codec import build_mapper, new_cipher_key
+
+    mapper = build_mapper("zstd", new_cipher_key())
+    async with api_instance(nats_server, jetstream_config, mapper=mapper) as (client, _):
+        response = await send(
+            client,
+            "RegisterDevice",
+            {"serial_number": "SN-PLAINTEXT-CHECK", "hardware_profile": "x"},
+        )
+        assert response.status_code == 201
+    info = await nats_client.jetstream().stream_info(jetstream_config.stream)
+    raw = await nats_client.jetstream().get_msg(jetstream_config.stream, info.state.last_seq)
+    assert b"SN-PLAINTEXT-CHECK" not in raw.data
