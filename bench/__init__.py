@@ -1,0 +1,1 @@
+"""Benchmarks: ``python -m bench.append [--quick]`` measures the write path against its peers."""

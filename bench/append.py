@@ -1,0 +1,813 @@
+"""The write-path benchmark: ``python -m bench.append [--quick] [--output FILE]``.
+
+Measured in one run, each Vigil figure next to a peer doing the same work:
+
+(a) events/s appended through the ``EventStore`` port (``JetStreamEventStore``)
+    with 64 commits in flight: real ``Device`` events, mapped with Vigil's
+    msgpack ``Mapper``, one event per commit, each with an idempotency key.
+    Peer: raw nats-py ``js.publish`` of a payload of the same size, 64 in flight.
+(b) commands/s and latency through the HTTP command API (``vigil api`` in its
+    own process) driven by ``bench.loadgen`` (another process) with 64
+    keep-alive clients, each sending ``RaiseAnomaly`` to its own devices.
+    Peer: a plain Starlette JSON endpoint under the same uvicorn settings,
+    driven by the same load generator (and by ``wrk`` too, when installed, to
+    show the load generator is not the bottleneck).
+(c) the same workload as (a) on the ``eventsourcing`` library's own
+    Application with PostgreSQL (``bench.peer_eventsourcing``): sequential and
+    with threads in flight; Vigil's ratio is taken against the peer's best.
+
+Both durability modes are measured, each side at the same guarantee:
+
+* ``relaxed``: acknowledged before fsync. JetStream's default (writes reach the
+  OS at once, fsync every 2 minutes) against PostgreSQL ``synchronous_commit=off``.
+* ``durable``: fsync before the acknowledgement. JetStream ``sync_interval:
+  always`` against PostgreSQL ``synchronous_commit=on``.
+
+Every nats-server, API server and database it creates is private to the run
+and removed at the end, also on Ctrl-C or failure. Figures go to
+``bench/results/append.json``; ``--markdown FILE`` prints README's table from
+such a file. There are no pass/fail exits: goals are reported, not asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import secrets
+import signal
+import sys
+import time
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from bench.common import (
+    BIN,
+    BenchDatabase,
+    Cleanup,
+    CpuWatch,
+    NatsProcess,
+    free_port,
+    latency_summary,
+    machine_info,
+    make_workdir,
+    python_env,
+    run_json,
+    spawn,
+    stop_process,
+    wait_for_port,
+)
+
+DEFAULT_OUTPUT = Path(__file__).resolve().parent / "results" / "append.json"
+
+GOALS = {
+    "append_events_per_s": 15_000,
+    "http_commands_per_s": 3_000,
+    "http_p99_ms": 50.0,
+    "vigil_vs_peer": 5.0,
+}
+
+MODES = {
+    "relaxed": {
+        "label": "ack before fsync",
+        "nats": "JetStream default sync (fsync every 2 min)",
+        "postgres": "synchronous_commit=off",
+        "sync_always": False,
+        "synchronous_commit": False,
+    },
+    "durable": {
+        "label": "fsync before ack",
+        "nats": "JetStream sync_interval: always",
+        "postgres": "synchronous_commit=on",
+        "sync_always": True,
+        "synchronous_commit": True,
+    },
+}
+
+
+@dataclass(frozen=True)
+class Sizes:
+    in_flight: int
+    connections: int
+    append_warmup: float
+    append_duration: float
+    devices_per_worker: int
+    http_warmup: float
+    http_duration: float
+    register_per_connection: int
+    peer_devices: int
+    peer_events: int
+    peer_threads: tuple[int, ...]
+    peer_duration: float
+
+
+FULL = Sizes(
+    in_flight=64,
+    connections=64,
+    append_warmup=1.0,
+    append_duration=5.0,
+    devices_per_worker=4,
+    http_warmup=2.0,
+    http_duration=10.0,
+    register_per_connection=4,
+    peer_devices=256,
+    peer_events=4000,
+    peer_threads=(1, 8, 64),
+    peer_duration=8.0,
+)
+QUICK = Sizes(
+    in_flight=64,
+    connections=64,
+    append_warmup=0.2,
+    append_duration=0.5,
+    devices_per_worker=1,
+    http_warmup=0.3,
+    http_duration=1.0,
+    register_per_connection=1,
+    peer_devices=64,
+    peer_events=128,
+    peer_threads=(1, 64),
+    peer_duration=2.0,
+)
+
+
+# -- workers: (a) and its raw-publish peer, each run in its own process -------------------
+
+
+class Window:
+    """The measured stretch of a run: only operations inside it count."""
+
+    def __init__(self) -> None:
+        self.start = float("inf")
+        self.end = float("inf")
+        self.stopping = False
+        self.latencies: list[float] = []
+
+    def record(self, began: float, done: float) -> None:
+        if began >= self.start and done <= self.end:
+            self.latencies.append(done - began)
+
+    async def run(
+        self, tasks: list[asyncio.Task[None]], warmup: float, duration: float, nats_pid: int
+    ) -> dict[str, Any]:
+        watch = CpuWatch({"nats-server": nats_pid} if nats_pid else {})
+        await asyncio.sleep(warmup)
+        self.start = time.perf_counter()
+        cpu = time.process_time()
+        watch.start()
+        await asyncio.sleep(duration)
+        self.end = time.perf_counter()
+        cpu = time.process_time() - cpu
+        server_cpu = watch.stop()
+        self.stopping = True
+        await asyncio.gather(*tasks)
+        elapsed = self.end - self.start
+        count = len(self.latencies)
+        return {
+            "count": count,
+            "elapsed_s": round(elapsed, 3),
+            "events_per_s": round(count / elapsed, 1),
+            "client_cpu": round(cpu / elapsed, 3),
+            "server_cpu": server_cpu,
+            **latency_summary(self.latencies),
+        }
+
+
+async def _connect(url: str) -> Any:
+    import nats
+
+    return await nats.connect(url, name="vigil-bench", pending_size=64 * 1024 * 1024)
+
+
+def _new_device(serial: str, at: datetime) -> Any:
+    from domain.device import Device
+
+    return Device.register(
+        tenant_id="bench", serial_number=serial, hardware_profile="orin-nx", actor="bench", at=at
+    )
+
+
+async def append_worker(args: argparse.Namespace) -> dict[str, Any]:
+    """(a): ``in_flight`` coroutines appending one-event commits through the EventStore port."""
+    from eventsourcing.persistence import StoredEvent
+
+    from domain.device import Device
+    from infrastructure.eventstore.codec import build_mapper
+    from infrastructure.eventstore.jetstream import JetStreamEventStore
+    from infrastructure.eventstore.port import NewCommit, StreamRef
+    from infrastructure.eventstore.setup import JetStreamConfig, ensure_jetstream
+
+    nc = await _connect(args.nats_url)
+    try:
+        js = nc.jetstream()
+        config = JetStreamConfig()
+        await ensure_jetstream(js, config)
+        store = JetStreamEventStore(js, config)
+        mapper = build_mapper()
+        run_id = secrets.token_hex(4)
+        at = datetime.now(UTC)
+
+        async def commit(device: Any, key: str) -> None:
+            stored = [mapper.to_stored_event(e) for e in device.collect_events()]
+            ref = StreamRef("bench", Device.TYPE, device.id)
+            expected = stored[0].originator_version - 1
+            await store.append(NewCommit(ref, expected, stored, idempotency_key=key))
+
+        async def create(worker: int) -> list[Any]:
+            devices = []
+            for k in range(args.devices_per_worker):
+                device = _new_device(f"store-{run_id}-{worker}-{k}", at)
+                await commit(device, f"{run_id}-c-{worker}-{k}")
+                devices.append(device)
+            return devices
+
+        t0 = time.perf_counter()
+        owned = await asyncio.gather(*(create(w) for w in range(args.in_flight)))
+        create_elapsed = time.perf_counter() - t0
+        created = args.in_flight * args.devices_per_worker
+
+        window = Window()
+
+        async def decide_and_append(worker: int) -> None:
+            # The whole write path minus HTTP: decide, map, append.
+            own = owned[worker]
+            seq = 0
+            while not window.stopping:
+                device = own[seq % len(own)]
+                began = time.perf_counter()
+                device.raise_anomaly(
+                    "thermal", "warning", f"npu at 91C, seq {seq}", actor="bench", at=at
+                )
+                await commit(device, f"{run_id}-{worker}-{seq}")
+                window.record(began, time.perf_counter())
+                seq += 1
+
+        # The port alone: events mapped beforehand. A stored event's state does
+        # not hold its version, so one mapped AnomalyRaised serves every version.
+        template = _new_device(f"template-{run_id}", at)
+        template.raise_anomaly("thermal", "warning", "npu at 91C", actor="bench", at=at)
+        mapped = mapper.to_stored_event(template.collect_events()[-1])
+
+        async def append_only(worker: int) -> None:
+            own = [(StreamRef("bench", Device.TYPE, d.id), d.id, d.version) for d in owned[worker]]
+            versions = [version for _, _, version in own]
+            seq = 0
+            while not window.stopping:
+                slot = seq % len(own)
+                ref, device_id, _ = own[slot]
+                version = versions[slot] + 1
+                event = StoredEvent(device_id, version, mapped.topic, mapped.state)
+                began = time.perf_counter()
+                await store.append(
+                    NewCommit(ref, version - 1, [event], idempotency_key=f"{run_id}-{worker}-{seq}")
+                )
+                window.record(began, time.perf_counter())
+                versions[slot] = version
+                seq += 1
+
+        loop = append_only if args.variant == "port" else decide_and_append
+        tasks = [asyncio.create_task(loop(w)) for w in range(args.in_flight)]
+        result = await window.run(tasks, args.warmup, args.duration, args.nats_pid)
+        result.update(
+            variant=args.variant,
+            in_flight=args.in_flight,
+            aggregates=created,
+            create_commits_per_s=round(created / create_elapsed, 1),
+        )
+        return result
+    finally:
+        await nc.close()
+
+
+async def publish_worker(args: argparse.Namespace) -> dict[str, Any]:
+    """Peer of (a): raw ``js.publish`` of a commit-sized payload, ``in_flight`` at a time."""
+    from infrastructure.eventstore.codec import build_mapper
+    from infrastructure.eventstore.jetstream import encode_events
+    from infrastructure.eventstore.setup import JetStreamConfig, stream_config
+
+    nc = await _connect(args.nats_url)
+    try:
+        js = nc.jetstream()
+        config = JetStreamConfig(stream="BENCH_RAW", subject_prefix="bench.raw")
+        await js.add_stream(stream_config(config))
+        at = datetime.now(UTC)
+        device = _new_device("raw-payload", at)
+        device.raise_anomaly("thermal", "warning", "npu at 91C, seq 1", actor="bench", at=at)
+        mapper = build_mapper()
+        payload = encode_events([mapper.to_stored_event(device.collect_events()[-1])])
+        run_id = secrets.token_hex(4)
+        subjects = [
+            [
+                f"{config.subject_prefix}.bench.device.{run_id}{w:04d}{k:04d}"
+                for k in range(args.devices_per_worker)
+            ]
+            for w in range(args.in_flight)
+        ]
+        window = Window()
+
+        async def publish(worker: int) -> None:
+            own = subjects[worker]
+            seq = 0
+            while not window.stopping:
+                began = time.perf_counter()
+                await js.publish(own[seq % len(own)], payload)
+                window.record(began, time.perf_counter())
+                seq += 1
+
+        tasks = [asyncio.create_task(publish(w)) for w in range(args.in_flight)]
+        result = await window.run(tasks, args.warmup, args.duration, args.nats_pid)
+        result.update(in_flight=args.in_flight, payload_bytes=len(payload))
+        return result
+    finally:
+        await nc.close()
+
+
+def run_worker(args: argparse.Namespace) -> dict[str, Any]:
+    import uvloop
+
+    worker = {"append": append_worker, "publish": publish_worker}[args.worker]
+    return uvloop.run(worker(args))
+
+
+# -- the orchestrator -----------------------------------------------------------------
+
+
+def _log(message: str) -> None:
+    print(f"bench: {message}", file=sys.stderr, flush=True)
+
+
+def _python(*args: str) -> list[str]:
+    return [sys.executable, *args]
+
+
+def _worker_args(kind: str, nats: NatsProcess, sizes: Sizes, variant: str = "port") -> list[str]:
+    return _python(
+        "-m",
+        "bench.append",
+        "--worker",
+        kind,
+        "--variant",
+        variant,
+        "--nats-url",
+        nats.url,
+        "--nats-pid",
+        str(nats.proc.pid),
+        "--in-flight",
+        str(sizes.in_flight),
+        "--devices-per-worker",
+        str(sizes.devices_per_worker),
+        "--warmup",
+        str(sizes.append_warmup),
+        "--duration",
+        str(sizes.append_duration),
+    )
+
+
+def _measure_http(
+    nats: NatsProcess, sizes: Sizes, workdir: Path, mode: str, cleanup: Cleanup
+) -> dict[str, Any]:
+    """(b): ``vigil api`` in one process, the load generator in another."""
+    from commands.auth import issue_token
+
+    port = free_port()
+    secret = secrets.token_urlsafe(48)
+    env = python_env(
+        {
+            "VIGIL_NATS_URL": nats.url,
+            "VIGIL_JWT_SECRET": secret,
+            "VIGIL_HOST": "127.0.0.1",
+            "VIGIL_PORT": str(port),
+            "VIGIL_DATA_DIR": str(workdir / f"api-{mode}"),
+            "VIGIL_LOG_LEVEL": "warning",
+        }
+    )
+    log = workdir / f"api-{mode}.log"
+    api = spawn([str(BIN / "vigil"), "api"], cleanup, env=env, log=log, name="vigil api")
+    try:
+        try:
+            wait_for_port(port, api, timeout=60)
+        except RuntimeError as err:
+            raise RuntimeError(f"{err}\n{log.read_text(errors='replace')[-3000:]}") from err
+        token = issue_token(secret, subject="bench", tenant="bench", role="admin", ttl_seconds=3600)
+        ids_file = workdir / f"devices-{mode}.json"
+        common = ["--port", str(port), "--connections", str(sizes.connections), "--token", token]
+        register = run_json(
+            _python(
+                "-m",
+                "bench.loadgen",
+                *common,
+                "--mode",
+                "register",
+                "--per-connection",
+                str(sizes.register_per_connection),
+                "--ids-out",
+                str(ids_file),
+            ),
+            env=python_env(),
+        )
+        if register.get("ids", 0) < sizes.connections:
+            raise RuntimeError(f"registering devices failed: {register}\n{_tail(log)}")
+        anomaly = run_json(
+            _python(
+                "-m",
+                "bench.loadgen",
+                *common,
+                "--mode",
+                "anomaly",
+                "--ids",
+                str(ids_file),
+                "--warmup",
+                str(sizes.http_warmup),
+                "--duration",
+                str(sizes.http_duration),
+                "--watch",
+                f"vigil-api={api.pid},nats-server={nats.proc.pid}",
+            ),
+            env=python_env(),
+        )
+        if anomaly["ok"] == 0:
+            raise RuntimeError(f"no command succeeded: {anomaly}\n{_tail(log)}")
+        return {
+            "register": _trim(register),
+            "raise_anomaly": _trim(anomaly),
+            "commands_per_s": anomaly["rps"],
+            "p50_ms": anomaly["p50_ms"],
+            "p99_ms": anomaly["p99_ms"],
+        }
+    finally:
+        stop_process(api)
+
+
+def _tail(path: Path) -> str:
+    try:
+        return path.read_text(errors="replace")[-3000:]
+    except OSError:
+        return ""
+
+
+def _trim(result: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in result.items() if k not in ("mode",)}
+
+
+def _measure_starlette(sizes: Sizes, workdir: Path, cleanup: Cleanup) -> dict[str, Any]:
+    """Peer of (b): plain Starlette JSON under uvicorn, same client (and wrk if present)."""
+    import shutil
+
+    port = free_port()
+    server = spawn(
+        _python("-m", "bench.loadgen", "--serve-peer", "--port", str(port)),
+        cleanup,
+        env=python_env(),
+        log=workdir / "starlette.log",
+        name="starlette peer",
+    )
+    try:
+        wait_for_port(port, server, timeout=30)
+        result = run_json(
+            _python(
+                "-m",
+                "bench.loadgen",
+                "--port",
+                str(port),
+                "--mode",
+                "echo",
+                "--connections",
+                str(sizes.connections),
+                "--warmup",
+                str(sizes.http_warmup),
+                "--duration",
+                str(sizes.http_duration),
+                "--watch",
+                f"starlette={server.pid}",
+            ),
+            env=python_env(),
+        )
+        out: dict[str, Any] = {"loadgen": _trim(result), "requests_per_s": result["rps"]}
+        wrk = shutil.which("wrk")
+        if wrk and sizes is FULL:
+            out["wrk"] = _run_wrk(wrk, port, sizes, workdir)
+        return out
+    finally:
+        stop_process(server)
+
+
+def _run_wrk(wrk: str, port: int, sizes: Sizes, workdir: Path) -> dict[str, Any]:
+    import subprocess
+
+    script = workdir / "echo.lua"
+    body = json.dumps(
+        {
+            "device_id": "00000000-0000-0000-0000-000000000000",
+            "kind": "thermal",
+            "severity": "warning",
+            "detail": "npu at 91C, seq 1",
+        }
+    )
+    script.write_text(
+        'wrk.method = "POST"\n'
+        f"wrk.body = {json.dumps(body)}\n"
+        'wrk.headers["Content-Type"] = "application/json"\n'
+        'wrk.headers["Idempotency-Key"] = "wrk"\n'
+    )
+    proc = subprocess.run(
+        [
+            wrk,
+            "-t1",
+            f"-c{sizes.connections}",
+            f"-d{int(sizes.http_duration)}s",
+            "--latency",
+            "-s",
+            str(script),
+            f"http://127.0.0.1:{port}/echo",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=sizes.http_duration + 30,
+        check=False,
+    )
+    out: dict[str, Any] = {}
+    for line in proc.stdout.splitlines():
+        parts = line.split()
+        if line.startswith("Requests/sec:"):
+            out["requests_per_s"] = float(parts[1])
+        elif len(parts) == 2 and parts[0] in ("50%", "99%"):
+            out[f"p{parts[0][:-1]}_ms"] = _wrk_ms(parts[1])
+    return out
+
+
+def _wrk_ms(text: str) -> float:
+    for suffix, scale in (("us", 0.001), ("ms", 1.0), ("s", 1000.0)):
+        if text.endswith(suffix):
+            return round(float(text[: -len(suffix)]) * scale, 3)
+    return float(text)
+
+
+def _measure_peer(db: BenchDatabase, sizes: Sizes, synchronous_commit: bool) -> dict[str, Any]:
+    """(c): the eventsourcing library's Application on PostgreSQL, in its own process."""
+    db.set_synchronous_commit(synchronous_commit)
+    runs: dict[str, Any] = {}
+    for threads in sizes.peer_threads:
+        name = "sequential" if threads == 1 else f"threads_{threads}"
+        runs[name] = run_json(
+            _python(
+                "-m",
+                "bench.peer_eventsourcing",
+                "--db",
+                db.name,
+                "--devices",
+                str(max(sizes.peer_devices, threads)),
+                "--events",
+                str(sizes.peer_events),
+                "--threads",
+                str(threads),
+                "--duration",
+                str(sizes.peer_duration),
+            ),
+            env=python_env(),
+        )
+    best = max(runs, key=lambda n: runs[n]["events_per_s"])
+    return {"runs": runs, "best": best, "events_per_s": runs[best]["events_per_s"]}
+
+
+def orchestrate(sizes: Sizes, quick: bool) -> dict[str, Any]:
+    cleanup = Cleanup()
+    started = time.perf_counter()
+    try:
+        workdir = make_workdir(cleanup)
+        results: dict[str, Any] = {
+            "benchmark": "append",
+            "mode": "quick" if quick else "full",
+            "timestamp": datetime.now(UTC).isoformat(timespec="seconds"),
+            "machine": {**machine_info(), "load_before": _loadavg()},
+            "settings": asdict(sizes),
+            "goals": GOALS,
+            "durability": {},
+        }
+        _log("(b) peer: plain Starlette JSON endpoint")
+        results["starlette"] = _measure_starlette(sizes, workdir, cleanup)
+
+        for mode, spec in MODES.items():
+            entry: dict[str, Any] = {k: v for k, v in spec.items() if isinstance(v, str)}
+            nats = NatsProcess(workdir, sync_always=bool(spec["sync_always"]), cleanup=cleanup)
+            try:
+                _log(f"[{mode}] (a) peer: raw js.publish, {sizes.in_flight} in flight")
+                entry["raw_publish"] = run_json(_worker_args("publish", nats, sizes))
+                _log(f"[{mode}] (a) EventStore.append, {sizes.in_flight} in flight")
+                entry["append"] = run_json(_worker_args("append", nats, sizes, "port"))
+                _log(f"[{mode}] (a) decide + map + append, {sizes.in_flight} in flight")
+                entry["decide_append"] = run_json(_worker_args("append", nats, sizes, "command"))
+                _log(f"[{mode}] (b) HTTP command API, {sizes.connections} clients")
+                entry["http"] = _measure_http(nats, sizes, workdir, mode, cleanup)
+            finally:
+                nats.stop()
+            results["durability"][mode] = entry
+
+        db = BenchDatabase(cleanup)
+        results["postgres_database"] = db.name  # dropped at the end of the run
+        for mode, spec in MODES.items():
+            _log(f"[{mode}] (c) peer: eventsourcing + PostgreSQL {spec['postgres']}")
+            entry = results["durability"][mode]
+            entry["peer"] = _measure_peer(db, sizes, bool(spec["synchronous_commit"]))
+            entry["verdict"] = _verdict(entry)
+    finally:
+        cleanup.run()
+    results["duration_s"] = round(time.perf_counter() - started, 1)
+    results["machine"]["load_after"] = _loadavg()
+    return results
+
+
+def _loadavg() -> float:
+    try:
+        return float(Path("/proc/loadavg").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 0.0
+
+
+def _verdict(entry: dict[str, Any]) -> dict[str, Any]:
+    append = entry["append"]["events_per_s"]
+    decide = entry["decide_append"]["events_per_s"]
+    http = entry["http"]
+    peer = entry["peer"]["events_per_s"]
+    ratio = round(decide / peer, 2) if peer else 0.0
+    return {
+        "append_events_per_s": append >= GOALS["append_events_per_s"],
+        "http_commands_per_s": http["commands_per_s"] >= GOALS["http_commands_per_s"],
+        "http_p99_ms": http["p99_ms"] < GOALS["http_p99_ms"],
+        "vigil_vs_peer": ratio >= GOALS["vigil_vs_peer"],
+        "vigil_vs_peer_ratio": ratio,
+        "http_vs_peer_ratio": round(http["commands_per_s"] / peer, 2) if peer else 0.0,
+    }
+
+
+# -- presentation ---------------------------------------------------------------------
+
+Row = tuple[str, str, str, str, str, str]
+
+
+def _n(value: float) -> str:
+    return f"{value:,.0f}"
+
+
+def _ms(result: dict[str, Any]) -> str:
+    return f"{result['p50_ms']:.1f} / {result['p99_ms']:.1f}"
+
+
+def _short(run: str) -> str:
+    return "seq" if run == "sequential" else run.removeprefix("threads_") + " thr"
+
+
+def _ok(flag: bool) -> str:
+    return "PASS" if flag else "FAIL"
+
+
+def rows(results: dict[str, Any]) -> list[Row]:
+    """(durability, figure, Vigil, peer, goal, result) for the table and README."""
+    out: list[Row] = []
+    starlette = results["starlette"]
+    for mode, entry in results["durability"].items():
+        label = f"{mode} ({entry['label']})"
+        verdict = entry["verdict"]
+        append, raw, http = entry["append"], entry["raw_publish"], entry["http"]
+        decide, peer = entry["decide_append"], entry["peer"]
+        peer_detail = ", ".join(
+            f"{_n(r['events_per_s'])} {_short(name)}" for name, r in peer["runs"].items()
+        )
+        out += [
+            (
+                label,
+                "(a) events/s through EventStore.append, 64 in flight",
+                _n(append["events_per_s"]),
+                f"{_n(raw['events_per_s'])} raw js.publish",
+                f">= {_n(GOALS['append_events_per_s'])}",
+                _ok(verdict["append_events_per_s"]),
+            ),
+            (label, "(a) append latency p50 / p99 ms", _ms(append), _ms(raw), "", ""),
+            (
+                label,
+                "(b) commands/s through HTTP, 64 clients",
+                _n(http["commands_per_s"]),
+                f"{_n(starlette['requests_per_s'])} plain Starlette",
+                f">= {_n(GOALS['http_commands_per_s'])}",
+                _ok(verdict["http_commands_per_s"]),
+            ),
+            (
+                label,
+                "(b) command latency p50 / p99 ms",
+                _ms(http),
+                _ms(starlette["loadgen"]),
+                f"p99 < {GOALS['http_p99_ms']:.0f}",
+                _ok(verdict["http_p99_ms"]),
+            ),
+            (
+                label,
+                "(c) decide+map+append events/s vs eventsourcing+PG",
+                _n(decide["events_per_s"]),
+                f"{_n(peer['events_per_s'])} ({peer_detail})",
+                f">= {GOALS['vigil_vs_peer']:.0f}x",
+                f"{_ok(verdict['vigil_vs_peer'])} {verdict['vigil_vs_peer_ratio']:.1f}x",
+            ),
+        ]
+    return out
+
+
+def print_table(results: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(width=None if sys.stdout.isatty() else 140)
+    machine = results["machine"]
+    by_mode: dict[str, list[Row]] = {}
+    for row in rows(results):
+        by_mode.setdefault(row[0], []).append(row)
+    for label, mode_rows in by_mode.items():
+        mode = label.split(" ", 1)[0]
+        entry = results["durability"][mode]
+        table = Table(
+            title=f"{label}: {entry['nats']} vs PostgreSQL {entry['postgres']}",
+            title_justify="left",
+        )
+        for column in ("figure", "Vigil", "peer", "goal", "result"):
+            table.add_column(column, justify="right" if column == "Vigil" else "left")
+        for row in mode_rows:
+            colour = "green" if row[5].startswith("PASS") else "red"
+            table.add_row(*row[1:5], f"[{colour}]{row[5]}[/]" if row[5] else "")
+        console.print(table)
+    loadgen = results["starlette"]["loadgen"]
+    note = (
+        f"{results['mode']} run {results['timestamp']}, {results['duration_s']}s; "
+        f"{machine['cpu']}, {machine['cores']} cores, {machine['memory_gib']} GiB, "
+        f"load {machine.get('load_before', '?')} before; Python {machine['python']}, "
+        f"nats-server {machine['nats_server']}, PostgreSQL {machine['postgres']}.\n"
+        f"Load generator on plain Starlette: {_n(loadgen['rps'])} req/s using "
+        f"{loadgen['client_cpu']:.2f} core"
+    )
+    wrk = results["starlette"].get("wrk")
+    if wrk:
+        note += f"; wrk on the same endpoint: {_n(wrk.get('requests_per_s', 0))} req/s"
+    console.print(note + ".")
+
+
+def markdown(results: dict[str, Any]) -> str:
+    machine = results["machine"]
+    lines = [
+        "| durability | figure | Vigil | peer | goal | result |",
+        "|---|---|---:|---|---|---|",
+    ]
+    for row in rows(results):
+        lines.append("| " + " | ".join(row) + " |")
+    lines.append("")
+    lines.append(
+        f"Measured {results['timestamp']} ({results['mode']} run) on {machine['cpu']}, "
+        f"{machine['cores']} cores, {machine['memory_gib']} GiB; Python {machine['python']}, "
+        f"nats-server {machine['nats_server']}, PostgreSQL {machine['postgres']}."
+    )
+    return "\n".join(lines)
+
+
+# -- entry point ----------------------------------------------------------------------
+
+
+def _terminate(signum: int, _frame: Any) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.append", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="tiny counts, runs in seconds")
+    parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
+    parser.add_argument("--markdown", type=Path, help="print README's table from a results file")
+    # Worker mode (used by the orchestrator; each worker is its own process).
+    parser.add_argument("--worker", choices=("append", "publish"), help=argparse.SUPPRESS)
+    parser.add_argument("--variant", choices=("port", "command"), help=argparse.SUPPRESS)
+    parser.add_argument("--nats-url", help=argparse.SUPPRESS)
+    parser.add_argument("--nats-pid", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--in-flight", type=int, default=64, help=argparse.SUPPRESS)
+    parser.add_argument("--devices-per-worker", type=int, default=4, help=argparse.SUPPRESS)
+    parser.add_argument("--warmup", type=float, default=1.0, help=argparse.SUPPRESS)
+    parser.add_argument("--duration", type=float, default=5.0, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+
+    if args.worker:
+        sys.stdout.write(json.dumps(run_worker(args)) + "\n")
+        return 0
+    if args.markdown:
+        print(markdown(json.loads(args.markdown.read_text())))
+        return 0
+
+    signal.signal(signal.SIGTERM, _terminate)
+    try:
+        results = orchestrate(QUICK if args.quick else FULL, args.quick)
+    except KeyboardInterrupt:
+        _log("interrupted; every process and database it started is stopped")
+        return 130
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(results, indent=2) + "\n")
+    print_table(results)
+    _log(f"figures written to {args.output} in {results['duration_s']}s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
