@@ -22,7 +22,9 @@ here; the repository checks the keys of the commits it loaded before deciding.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import itertools
 import re
 from collections import OrderedDict
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
@@ -35,6 +37,7 @@ import nats.errors
 from eventsourcing.persistence import StoredEvent
 from nats.aio.client import Client
 from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
 from nats.js import JetStreamContext
 from nats.js.api import ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
@@ -113,16 +116,79 @@ def aggregate_subject(prefix: str, ref: StreamRef) -> str:
     return f"{prefix}.{ref.tenant}.{ref.type}.{ref.id.hex}"
 
 
-def header_value(text: str) -> str:
+def _header_value(text: str) -> str:
     return text if _PLAIN_VALUE_RE.fullmatch(text) else quote(text, safe=_VALUE_SAFE)
 
 
-def from_header_value(text: str) -> str:
+def _from_header_value(text: str) -> str:
     return unquote(text) if "%" in text else text
 
 
 def _meta_header(name: str) -> str:
     return H_META + (name if _PLAIN_NAME_RE.fullmatch(name) else quote(name, safe="-_.~"))
+
+
+class _Replies:
+    """Request/reply over one wildcard inbox subscription, with the least work per request.
+
+    ``Client.request`` draws a random token and wraps every wait in
+    ``asyncio.wait_for``; on the append path that overhead is a sizeable share
+    of the CPU a commit costs. Here a counter names the reply and one timer
+    bounds the wait.
+    """
+
+    def __init__(self, nc: Client, timeout: float) -> None:
+        self._nc = nc
+        self._timeout = timeout
+        self._prefix = ""
+        self._waiting: dict[str, asyncio.Future[Msg]] = {}
+        self._counter = itertools.count(1)
+        self._sub: Subscription | None = None
+        self._lock = asyncio.Lock()
+
+    async def request(
+        self, subject: str, payload: bytes, headers: dict[str, str] | None = None
+    ) -> Msg:
+        """The first reply; raises nats' ``TimeoutError``/``NoRespondersError`` like ``request``."""
+        if self._sub is None:
+            await self._subscribe()
+        token = str(next(self._counter))
+        loop = asyncio.get_running_loop()
+        reply: asyncio.Future[Msg] = loop.create_future()
+        self._waiting[token] = reply
+        timer = loop.call_later(self._timeout, _expire, reply)
+        try:
+            await self._nc.publish(subject, payload, reply=self._prefix + token, headers=headers)
+            msg = await reply
+        finally:
+            timer.cancel()
+            del self._waiting[token]
+        if msg.headers and msg.headers.get("Status") == "503" and not msg.data:
+            raise nats.errors.NoRespondersError
+        return msg
+
+    async def close(self) -> None:
+        if self._sub is not None:
+            with contextlib.suppress(nats.errors.Error):
+                await self._sub.unsubscribe()
+            self._sub = None
+
+    async def _subscribe(self) -> None:
+        async with self._lock:
+            if self._sub is None:
+                prefix = self._nc.new_inbox() + "."
+                self._sub = await self._nc.subscribe(prefix + "*", cb=self._deliver)
+                self._prefix = prefix
+
+    async def _deliver(self, msg: Msg) -> None:
+        reply = self._waiting.get(msg.subject[len(self._prefix) :])
+        if reply is not None and not reply.done():
+            reply.set_result(msg)
+
+
+def _expire(reply: asyncio.Future[Msg]) -> None:
+    if not reply.done():
+        reply.set_exception(nats.errors.TimeoutError())
 
 
 class JetStreamEventStore(EventStore):
@@ -158,7 +224,9 @@ class JetStreamEventStore(EventStore):
         self._prefix = self._config.subject_prefix
         api = getattr(self._js, "_prefix", "$JS.API")  # honours JetStream domains
         self._direct_get = f"{api}.DIRECT.GET.{self._config.stream}"
-        self._heads: OrderedDict[StreamRef, tuple[int, int]] = OrderedDict()
+        # ref -> (version, stream sequence, subject) of the aggregate's last commit
+        self._heads: OrderedDict[StreamRef, tuple[int, int, str]] = OrderedDict()
+        self._replies = _Replies(self._nc, timeout)
 
     @property
     def config(self) -> JetStreamConfig:
@@ -169,43 +237,58 @@ class JetStreamEventStore(EventStore):
     async def append(self, commit: NewCommit) -> CommitResult:
         check_commit(commit)
         ref = commit.ref
-        try:
-            subject = aggregate_subject(self._prefix, ref)
-        except ValueError as err:
-            raise InvalidCommit(str(err)) from err
         expected = commit.expected_version
-        last_seq = 0  # a new aggregate: JetStream checks the subject is empty
-        if expected:
-            known = self._heads.get(ref)
-            if known is not None and known[0] == expected:
-                self._heads.move_to_end(ref)
-                last_seq = known[1]
-            else:
-                head = await self._read_head(subject)
-                if head.version < expected:
-                    head = await self._read_head(subject, from_leader=True)  # a lagging replica?
-                if head.version != expected:
-                    return await self._answer_conflict(commit, subject, head)
-                self._remember_head(ref, head.version, head.seq)
-                last_seq = head.seq
-        payload = encode_events(commit.events)
+        heads = self._heads
+        known = heads.get(ref)
+        subject = known[2] if known is not None else self._commit_subject(ref)
+        if not expected:
+            last_seq = 0  # a new aggregate: JetStream checks the subject is empty
+        elif known is not None and known[0] == expected:
+            heads.move_to_end(ref)
+            last_seq = known[1]
+        else:
+            head = await self._read_head(subject)
+            if head.version < expected:
+                head = await self._read_head(subject, from_leader=True)  # a lagging replica?
+            if head.version != expected:
+                return await self._answer_conflict(commit, subject, head)
+            self._remember_head(ref, head.version, head.seq, subject)
+            last_seq = head.seq
         headers = self._headers(commit, last_seq)
+        ack = await self._publish(ref, subject, encode_events(commit.events), headers)
+        if ack.error is None and not ack.duplicate:
+            version = expected + len(commit.events)
+            self._remember_head(ref, version, ack.seq, subject)
+            return CommitResult(ref, ack.seq, version, len(commit.events))
+        return await self._settle(commit, subject, headers, ack)
+
+    async def _settle(
+        self, commit: NewCommit, subject: str, headers: dict[str, str], ack: _PubAck
+    ) -> CommitResult:
+        """The publish was not a plain success: a duplicate, or the head moved."""
+        ref = commit.ref
         for attempt in (1, 2):
-            ack = await self._publish(ref, subject, payload, headers)
+            if ack.duplicate:
+                return (await self._read_seq(subject, ack.seq)).result(ref)
             if ack.error is None:
-                break
+                version = commit.expected_version + len(commit.events)
+                self._remember_head(ref, version, ack.seq, subject)
+                return CommitResult(ref, ack.seq, version, len(commit.events))
             if ack.error.err_code not in _WRONG_LAST_SEQUENCE:
                 raise self._rejected(ref, ack.error)
             head = await self._head_after_rejection(ref, subject, ack.error)
-            if head.version != expected or attempt == 2:
-                return await self._answer_conflict(commit, subject, head)
+            if head.version != commit.expected_version or attempt == 2:
+                break
             # Right version, other sequence: our cached head was stale; try once more.
             headers[H_EXPECTED_SEQ] = str(head.seq)
-        if ack.duplicate:
-            return await self._duplicate_of(ref, subject, ack.seq)
-        version = expected + len(commit.events)
-        self._remember_head(ref, version, ack.seq)
-        return CommitResult(ref, ack.seq, version, len(commit.events))
+            ack = await self._publish(ref, subject, encode_events(commit.events), headers)
+        return await self._answer_conflict(commit, subject, head)
+
+    def _commit_subject(self, ref: StreamRef) -> str:
+        try:
+            return aggregate_subject(self._prefix, ref)
+        except ValueError as err:
+            raise InvalidCommit(str(err)) from err
 
     def _headers(self, commit: NewCommit, last_seq: int) -> dict[str, str]:
         ref = commit.ref
@@ -215,19 +298,19 @@ class JetStreamEventStore(EventStore):
             H_COUNT: str(len(commit.events)),
         }
         if commit.idempotency_key is not None:
-            key = header_value(commit.idempotency_key)
+            key = _header_value(commit.idempotency_key)
             headers[H_KEY] = key
             if self._use_msg_id:
                 headers[H_MSG_ID] = f"{ref.tenant}:{ref.type}:{ref.id.hex}:{key}"
         for name, value in commit.metadata.items():
-            headers[_meta_header(name)] = header_value(value)
+            headers[_meta_header(name)] = _header_value(value)
         return headers
 
     async def _publish(
         self, ref: StreamRef, subject: str, payload: bytes, headers: dict[str, str]
     ) -> _PubAck:
         try:
-            msg = await self._nc.request(subject, payload, timeout=self._timeout, headers=headers)
+            msg = await self._replies.request(subject, payload, headers)
         except nats.errors.MaxPayloadError as err:
             raise InvalidCommit(f"{ref}: commit of {len(payload)} bytes is too large") from err
         except nats.errors.TimeoutError as err:
@@ -254,13 +337,15 @@ class JetStreamEventStore(EventStore):
             head = _NO_HEAD
         else:
             head = await self._read_seq(subject, seq)
-        self._heads[ref] = (head.version, head.seq)  # authoritative: overwrite, not max
+        # What the server just said is authoritative: overwrite rather than keep the max.
+        self._heads.pop(ref, None)
+        self._remember_head(ref, head.version, head.seq, subject)
         return head
 
     async def _answer_conflict(self, commit: NewCommit, subject: str, head: _Head) -> CommitResult:
         """A retry of an earlier commit gets that commit's result; anything else conflicts."""
         if commit.idempotency_key is not None:
-            key = header_value(commit.idempotency_key)
+            key = _header_value(commit.idempotency_key)
             if head.key == key:
                 return head.result(commit.ref)
             async with contextlib.aclosing(self._scan(subject)) as messages:
@@ -270,17 +355,15 @@ class JetStreamEventStore(EventStore):
                         return _head_of(headers).result(commit.ref)
         raise ConcurrencyConflict(commit.ref, commit.expected_version, head.version)
 
-    async def _duplicate_of(self, ref: StreamRef, subject: str, seq: int) -> CommitResult:
-        return (await self._read_seq(subject, seq)).result(ref)
-
-    def _remember_head(self, ref: StreamRef, version: int, seq: int) -> None:
+    def _remember_head(self, ref: StreamRef, version: int, seq: int, subject: str) -> None:
         heads = self._heads
         known = heads.get(ref)
-        if known is None or known[0] < version:
-            heads[ref] = (version, seq)
-        heads.move_to_end(ref)
-        if len(heads) > self._head_cache_size:
-            heads.popitem(last=False)
+        if known is None:
+            heads[ref] = (version, seq, subject)
+            if len(heads) > self._head_cache_size:
+                heads.popitem(last=False)
+        elif known[0] < version:
+            heads[ref] = (version, seq, subject)
 
     # -- reading -----------------------------------------------------------------------
 
@@ -303,7 +386,7 @@ class JetStreamEventStore(EventStore):
                     break
                 commits.append(self._decode(ref, seq, headers, msg.data))
         if last is not None:
-            self._remember_head(ref, *last)
+            self._remember_head(ref, *last, subject)
         return commits
 
     async def read_all(self, from_position: int = 1) -> AsyncIterator[RecordedCommit]:
@@ -346,12 +429,15 @@ class JetStreamEventStore(EventStore):
         return info.state.last_seq
 
     async def current_version(self, ref: StreamRef) -> int:
-        head = await self._read_head(aggregate_subject(self._prefix, ref))
-        self._remember_head(ref, head.version, head.seq)
+        subject = aggregate_subject(self._prefix, ref)
+        head = await self._read_head(subject)
+        self._remember_head(ref, head.version, head.seq, subject)
         return head.version
 
     async def close(self) -> None:
+        """Drop caches and the reply subscription; the client stays open (it is not ours)."""
         self._heads.clear()
+        await self._replies.close()
 
     # -- JetStream reads ---------------------------------------------------------------
 
@@ -390,7 +476,7 @@ class JetStreamEventStore(EventStore):
     async def _request(self, subject: str, payload: bytes) -> Msg | None:
         """A direct get; ``None`` when there is no such message."""
         try:
-            msg = await self._nc.request(subject, payload, timeout=self._timeout)
+            msg = await self._replies.request(subject, payload)
         except nats.errors.Error as err:
             raise StoreUnavailable(f"JetStream direct get failed: {err}") from err
         status = msg.headers.get("Status") if msg.headers else None
@@ -449,7 +535,7 @@ class JetStreamEventStore(EventStore):
         )
         key = headers.get(H_KEY)
         metadata = {
-            from_header_value(name[len(H_META) :]): from_header_value(value)
+            _from_header_value(name[len(H_META) :]): _from_header_value(value)
             for name, value in headers.items()
             if name.startswith(H_META)
         }
@@ -457,7 +543,7 @@ class JetStreamEventStore(EventStore):
             ref=ref,
             position=seq,
             events=events,
-            idempotency_key=None if key is None else from_header_value(key),
+            idempotency_key=None if key is None else _from_header_value(key),
             metadata=metadata,
         )
 
