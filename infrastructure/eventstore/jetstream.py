@@ -290,6 +290,16 @@ class JetStreamEventStore(EventStore):
         except ValueError as err:
             raise InvalidCommit(str(err)) from err
 
+    def _read_subject(self, ref: StreamRef) -> str | None:
+        """``ref``'s subject, or None for a ref no commit can have (like an unknown one)."""
+        known = self._heads.get(ref)
+        if known is not None:
+            return known[2]
+        try:
+            return aggregate_subject(self._prefix, ref)
+        except ValueError:
+            return None
+
     def _headers(self, commit: NewCommit, last_seq: int) -> dict[str, str]:
         ref = commit.ref
         headers = {
@@ -370,21 +380,22 @@ class JetStreamEventStore(EventStore):
     async def load(
         self, ref: StreamRef, *, after_version: int = 0, up_to_version: int | None = None
     ) -> list[RecordedCommit]:
-        subject = aggregate_subject(self._prefix, ref)
+        subject = self._read_subject(ref)
+        if subject is None:
+            return []
         commits: list[RecordedCommit] = []
         last: tuple[int, int] | None = None
         async with contextlib.aclosing(self._scan(subject)) as messages:
             async for msg in messages:
                 headers = msg.headers or {}
-                version = int(headers[H_VERSION])
-                seq = int(headers["Nats-Sequence"])
-                last = (version, seq)
-                if version <= after_version:
+                head = _head_of(headers)
+                last = (head.version, head.seq)
+                if head.version <= after_version:
                     continue
-                if up_to_version is not None and version - int(headers[H_COUNT]) >= up_to_version:
+                if up_to_version is not None and head.version - head.count >= up_to_version:
                     last = None  # stopped early: not the head
                     break
-                commits.append(self._decode(ref, seq, headers, msg.data))
+                commits.append(self._decode(ref, head.seq, headers, msg.data))
         if last is not None:
             self._remember_head(ref, *last, subject)
         return commits
@@ -429,7 +440,9 @@ class JetStreamEventStore(EventStore):
         return info.state.last_seq
 
     async def current_version(self, ref: StreamRef) -> int:
-        subject = aggregate_subject(self._prefix, ref)
+        subject = self._read_subject(ref)
+        if subject is None:
+            return 0
         head = await self._read_head(subject)
         self._remember_head(ref, head.version, head.seq, subject)
         return head.version

@@ -167,3 +167,5 @@ async def test_a_tenant_that_cannot_be_a_subject_token_is_rejected(
     with pytest.raises(InvalidCommit):
         await jetstream_store.append(commit(ref, 0))
     assert await jetstream_store.head_position() == 0
+    assert await jetstream_store.load(ref) == []
+    assert await jetstream_store.current_version(ref) == 0
