@@ -181,7 +181,9 @@ class Repository:
                 loaded.version = record.version
                 loaded.position = record.position
                 loaded.recent_keys = OrderedDict(record.recent_keys)
-        commits = await self.store.load(ref, after_version=loaded.version)
+        commits = await self.store.load(
+            ref, after_version=loaded.version, after_position=loaded.position
+        )
         aggregate = loaded.aggregate
         for commit in commits:
             for stored in commit.events:

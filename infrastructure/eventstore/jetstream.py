@@ -378,14 +378,19 @@ class JetStreamEventStore(EventStore):
     # -- reading -----------------------------------------------------------------------
 
     async def load(
-        self, ref: StreamRef, *, after_version: int = 0, up_to_version: int | None = None
+        self,
+        ref: StreamRef,
+        *,
+        after_version: int = 0,
+        up_to_version: int | None = None,
+        after_position: int = 0,
     ) -> list[RecordedCommit]:
         subject = self._read_subject(ref)
         if subject is None:
             return []
         commits: list[RecordedCommit] = []
         last: tuple[int, int] | None = None
-        async with contextlib.aclosing(self._scan(subject)) as messages:
+        async with contextlib.aclosing(self._scan(subject, after_position + 1)) as messages:
             async for msg in messages:
                 headers = msg.headers or {}
                 head = _head_of(headers)
@@ -499,8 +504,8 @@ class JetStreamEventStore(EventStore):
             raise StoreUnavailable(f"JetStream direct get answered {msg.headers}")
         return msg
 
-    async def _scan(self, subject: str) -> AsyncGenerator[Msg, None]:
-        """Every message on ``subject`` in order, by batched direct gets."""
+    async def _scan(self, subject: str, start: int = 1) -> AsyncGenerator[Msg, None]:
+        """Every message on ``subject`` from stream sequence ``start``, by batched direct gets."""
         nc = self._nc
         inbox = nc.new_inbox()
         try:
@@ -508,7 +513,7 @@ class JetStreamEventStore(EventStore):
         except nats.errors.Error as err:
             raise StoreUnavailable(f"cannot read {subject}: {err}") from err
         try:
-            seq = 1
+            seq = max(start, 1)
             while True:
                 request = b'{"seq":%d,"next_by_subj":"%s","batch":%d}' % (
                     seq,

@@ -48,12 +48,18 @@ class InMemoryEventStore(EventStore):
             return recorded.result()
 
     async def load(
-        self, ref: StreamRef, *, after_version: int = 0, up_to_version: int | None = None
+        self,
+        ref: StreamRef,
+        *,
+        after_version: int = 0,
+        up_to_version: int | None = None,
+        after_position: int = 0,
     ) -> list[RecordedCommit]:
         return [
             c
             for c in self._streams.get(ref, [])
             if c.version > after_version
+            and c.position > after_position
             and (up_to_version is None or c.first_version <= up_to_version)
         ]
 

@@ -129,12 +129,20 @@ class EventStore(abc.ABC):
 
     @abc.abstractmethod
     async def load(
-        self, ref: StreamRef, *, after_version: int = 0, up_to_version: int | None = None
+        self,
+        ref: StreamRef,
+        *,
+        after_version: int = 0,
+        up_to_version: int | None = None,
+        after_position: int = 0,
     ) -> list[RecordedCommit]:
         """Commits of one aggregate in order, optionally a window of versions.
 
         A commit is included when any of its events falls in
         ``(after_version, up_to_version]``; callers drop the events outside.
+        ``after_position`` says every commit at or before that position is
+        already accounted for (a snapshot's position), so the store can start
+        reading after it instead of at the aggregate's first commit.
         """
 
     @abc.abstractmethod

@@ -235,6 +235,16 @@ class EventStoreContract:
             [4, 5, 6],
         ]
 
+    async def test_load_can_start_after_a_known_position(self, store: EventStore):
+        ref, other = device(), device()
+        await history(store, ref, [2, 1])  # versions 1-2, 3
+        interleaved = await store.append(commit(other, 0))
+        await history(store, ref, [1])  # version 4
+        second = (await store.load(ref))[1]
+        assert versions(await store.load(ref, after_position=second.position)) == [[4]]
+        assert versions(await store.load(ref, after_position=interleaved.position)) == [[4]]
+        assert versions(await store.load(ref, after_version=3, after_position=0)) == [[4]]
+
     async def test_load_of_an_unknown_aggregate_is_empty(self, store: EventStore):
         assert await store.load(device()) == []
 

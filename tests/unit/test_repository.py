@@ -22,10 +22,13 @@ class CountingStore(InMemoryEventStore):
     def __init__(self) -> None:
         super().__init__()
         self.loads: list[int] = []
+        self.positions: list[int] = []
 
-    async def load(self, ref, *, after_version=0, up_to_version=None):
+    async def load(self, ref, *, after_version=0, up_to_version=None, after_position=0):
         self.loads.append(after_version)
-        return await super().load(ref, after_version=after_version, up_to_version=up_to_version)
+        self.positions.append(after_position)
+        return await super().load(ref, after_version=after_version, up_to_version=up_to_version,
+                                  after_position=after_position)
 
 
 async def register(repo: Repository, serial: str = "SN-1") -> StreamRef:
@@ -77,6 +80,7 @@ async def test_a_cold_load_starts_from_the_latest_snapshot_and_reads_only_the_ta
     reader = fresh_repo(store, snapshots, snapshot_every=4)
     loaded = await reader.load(ref)
     assert store.loads[-1] == 8  # read only what came after the snapshot
+    assert store.positions[-1] == record.position
     assert loaded.version == 10
     rebuilt = await fresh_repo(store).load(ref)  # no snapshots: full replay
     assert loaded.aggregate == rebuilt.aggregate
