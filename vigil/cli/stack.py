@@ -1,45 +1,21 @@
-"""``vigil``: one console script for the whole system."""
+"""``vigil up``, ``vigil api`` and ``vigil token``: running the stack."""
 
 from __future__ import annotations
 
-import logging
-import sys
 from typing import Annotated
 
 import typer
 import uvloop
 
 from commands.auth import issue_token
+from vigil.cli.common import load_settings, setup_logging
 from vigil.config import ConfigError, Settings
-
-app = typer.Typer(
-    name="vigil",
-    help="Vigil: event-sourced control plane for fleets of edge AI devices.",
-    no_args_is_help=True,
-    add_completion=False,
-)
-
-
-def _settings() -> Settings:
-    try:
-        return Settings.from_env()
-    except ConfigError as err:
-        typer.secho(f"configuration error: {err}", fg=typer.colors.RED, err=True)
-        raise typer.Exit(2) from err
-
-
-def _logging(settings: Settings) -> None:
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
 
 
 def _run(settings: Settings, *, embedded_allowed: bool) -> None:
     from vigil.stack import serve  # imports uvicorn and the app only when serving
 
-    _logging(settings)
+    setup_logging(settings)
     try:
         uvloop.run(serve(settings, embedded_allowed=embedded_allowed))
     except ConfigError as err:
@@ -49,13 +25,12 @@ def _run(settings: Settings, *, embedded_allowed: bool) -> None:
         pass
 
 
-@app.command()
 def up(
     host: Annotated[str | None, typer.Option(help="Bind address [VIGIL_HOST]")] = None,
     port: Annotated[int | None, typer.Option(help="HTTP port [VIGIL_PORT]")] = None,
 ) -> None:
     """Run the whole stack on this machine (embedded NATS unless VIGIL_NATS_URL is set)."""
-    settings = _settings()
+    settings = load_settings()
     overrides = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
     if overrides:
         from dataclasses import replace
@@ -70,13 +45,12 @@ def up(
     _run(settings, embedded_allowed=True)
 
 
-@app.command()
 def api(
     host: Annotated[str | None, typer.Option(help="Bind address [VIGIL_HOST]")] = None,
     port: Annotated[int | None, typer.Option(help="HTTP port [VIGIL_PORT]")] = None,
 ) -> None:
     """Run only the command API against an existing NATS (VIGIL_NATS_URL)."""
-    settings = _settings()
+    settings = load_settings()
     from dataclasses import replace
 
     settings = replace(
@@ -86,7 +60,6 @@ def api(
     _run(settings, embedded_allowed=False)
 
 
-@app.command()
 def token(
     role: Annotated[str, typer.Option(help="viewer, operator or admin")] = "admin",
     tenant: Annotated[str, typer.Option(help="Tenant id")] = "default",
@@ -94,7 +67,7 @@ def token(
     ttl: Annotated[int, typer.Option(help="Lifetime in seconds")] = 86_400,
 ) -> None:
     """Print a bearer token signed with this stack's secret."""
-    settings = _settings()
+    settings = load_settings()
     try:
         signed = issue_token(
             settings.resolve_jwt_secret(),
@@ -109,5 +82,7 @@ def token(
     typer.echo(signed)
 
 
-def main() -> None:
-    app()
+def register(app: typer.Typer) -> None:
+    app.command()(up)
+    app.command()(api)
+    app.command()(token)
