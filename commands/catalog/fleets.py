@@ -5,9 +5,8 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
-from domain.fleet import Fleet
-
 from commands.spec import CommandBody, CommandSpec, Context
+from domain.fleet import Fleet
 from domain.identity import fleet_id
 
 

@@ -6,10 +6,10 @@ from typing import Any
 from uuid import UUID
 
 import msgspec
-from domain.model import Model
 
 from commands.spec import CommandBody, CommandSpec, Context, Role
 from domain.identity import model_id
+from domain.model import Model
 
 
 class TensorSpec(msgspec.Struct, forbid_unknown_fields=True):
