@@ -27,8 +27,12 @@ class CountingStore(InMemoryEventStore):
     async def load(self, ref, *, after_version=0, up_to_version=None, after_position=0):
         self.loads.append(after_version)
         self.positions.append(after_position)
-        return await super().load(ref, after_version=after_version, up_to_version=up_to_version,
-                                  after_position=after_position)
+        return await super().load(
+            ref,
+            after_version=after_version,
+            up_to_version=up_to_version,
+            after_position=after_position,
+        )
 
 
 async def register(repo: Repository, serial: str = "SN-1") -> StreamRef:
