@@ -25,7 +25,7 @@ def device_events() -> list:
     )
     device.assign_to_fleet(uuid4(), actor="op", at=AT)
     device.raise_anomaly("thermal", "critical", "fan stopped", actor="dev", at=AT)
-    return device.collect_events()
+    return list(device.collect_events())
 
 
 def test_the_transcoder_keeps_uuids_datetimes_decimals_tuples_and_bytes():
