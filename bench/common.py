@@ -272,26 +272,56 @@ def proc_cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / _CLK_TCK
 
 
+def machine_busy_seconds() -> tuple[float, float, float]:
+    """(busy, steal, total) CPU seconds of the whole machine so far, from /proc/stat.
+
+    ``steal`` is time the hypervisor gave our virtual CPUs to someone else.
+    """
+    try:
+        fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    except (OSError, ValueError):
+        return 0.0, 0.0, 0.0
+    fields += [0] * (8 - len(fields))
+    idle = fields[3] + fields[4]  # idle + iowait
+    steal = fields[7]
+    total = sum(fields[:8])  # guest time is already counted in user
+    return (total - idle - steal) / _CLK_TCK, steal / _CLK_TCK, total / _CLK_TCK
+
+
 class CpuWatch:
-    """CPU use of some processes over a window, as a fraction of one core."""
+    """CPU use of some processes over a window, as a fraction of one core.
+
+    ``machine`` is how many cores the whole machine kept busy meanwhile (what is
+    left after the named processes and the measuring one is other load, which a
+    shared machine sometimes has); ``steal`` is how many the hypervisor took.
+    """
 
     def __init__(self, pids: dict[str, int]) -> None:
         self.pids = pids
         self._start: dict[str, float] = {}
+        self._machine = (0.0, 0.0, 0.0)
         self._t0 = 0.0
 
     def start(self) -> None:
         self._t0 = time.perf_counter()
         self._start = {name: proc_cpu_seconds(pid) for name, pid in self.pids.items()}
+        self._machine = machine_busy_seconds()
 
     def stop(self) -> dict[str, float]:
         elapsed = time.perf_counter() - self._t0
         if elapsed <= 0:
             return {}
-        return {
+        used = {
             name: round((proc_cpu_seconds(pid) - self._start.get(name, 0.0)) / elapsed, 3)
             for name, pid in self.pids.items()
         }
+        busy, steal, total = machine_busy_seconds()
+        span = total - self._machine[2]
+        if span > 0:
+            cores = os.cpu_count() or 1
+            used["machine"] = round((busy - self._machine[0]) / span * cores, 3)
+            used["steal"] = round((steal - self._machine[1]) / span * cores, 3)
+        return used
 
 
 def _cpu_model() -> str:

@@ -107,6 +107,8 @@ class Plan:
 class Stats:
     def __init__(self) -> None:
         self.latencies: list[float] = []
+        self.completed_at: list[float] = []  # filled only with --timeline
+        self.timeline = False
         self.statuses: Counter[int] = Counter()
         self.window_start = 0.0
         self.window_end = float("inf")
@@ -177,6 +179,8 @@ class Connection(asyncio.Protocol):
         if self.sent_at >= stats.window_start and now <= stats.window_end:
             stats.latencies.append(now - self.sent_at)
             stats.statuses[status] += 1
+            if stats.timeline:
+                stats.completed_at.append(now)
         if status >= 400 and stats.first_error_body is None:
             stats.first_error_body = f"{status} {body[:500].decode(errors='replace')}"
         if self.keep_ids and status == 201:
@@ -219,6 +223,7 @@ async def run_load(args: argparse.Namespace, ids: list[str]) -> dict[str, Any]:
         raise SystemExit("anomaly mode needs at least one device id per connection")
     plan = Plan(args.mode, args.host, args.port, args.token or "", ids)
     stats = Stats()
+    stats.timeline = args.timeline
     loop = asyncio.get_running_loop()
     limit = args.per_connection if args.mode == "register" else None
     timed = limit is None
@@ -269,6 +274,8 @@ async def run_load(args: argparse.Namespace, ids: list[str]) -> dict[str, Any]:
         "server_cpu": watched,
         **latency_summary(stats.latencies),
     }
+    if stats.timeline:
+        result["timeline"] = _timeline(stats)
     if stats.errors:
         result["connection_errors"] = stats.errors[:10]
     if stats.first_error_body:
@@ -276,6 +283,23 @@ async def run_load(args: argparse.Namespace, ids: list[str]) -> dict[str, Any]:
     if args.mode == "register":
         result["ids"] = stats.ids
     return result
+
+
+def _timeline(stats: Stats, bucket: float = 0.1) -> list[list[float]]:
+    """[offset s, responses, worst latency ms] per ``bucket`` of the window: shows stalls."""
+    rows: dict[int, list[float]] = {}
+    for done, latency in zip(stats.completed_at, stats.latencies, strict=True):
+        row = rows.setdefault(int((done - stats.window_start) / bucket), [0, 0.0])
+        row[0] += 1
+        row[1] = max(row[1], latency * 1000)
+    return [
+        [
+            round(index * bucket, 2),
+            rows.get(index, [0, 0.0])[0],
+            round(rows.get(index, [0, 0.0])[1], 1),
+        ]
+        for index in range(max(rows, default=-1) + 1)
+    ]
 
 
 def _parse_watch(spec: str | None) -> dict[str, int]:
@@ -340,6 +364,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ids", help="JSON file of device ids (anomaly mode)")
     parser.add_argument("--ids-out", help="write the ids of registered aggregates here")
     parser.add_argument("--watch", help="name=pid,... whose CPU use to report for the window")
+    parser.add_argument("--timeline", action="store_true", help="add per-100ms buckets")
     parser.add_argument("--serve-peer", action="store_true", help="run the Starlette peer")
     args = parser.parse_args(argv)
     if args.serve_peer:
