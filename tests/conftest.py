@@ -14,11 +14,13 @@ from __future__ import annotations
 import contextlib
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import nats
 import nats.errors
 import pytest
 from nats.aio.client import Client
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from infrastructure.eventstore.jetstream import JetStreamEventStore
 from infrastructure.eventstore.setup import JetStreamConfig, ensure_jetstream
@@ -85,3 +87,50 @@ async def kv_snapshot_store(
     nats_client: Client, jetstream_config: JetStreamConfig
 ) -> KeyValueSnapshotStore:
     return await KeyValueSnapshotStore.open(nats_client.jetstream(), jetstream_config)
+
+
+# Read-model databases ------------------------------------------------------
+#
+# * ``pg_url``: SQLAlchemy URL of a fresh PostgreSQL database, dropped after the test.
+# * ``sqlite_url``: SQLAlchemy URL of a SQLite file in the test's tmp_path.
+# * ``db_url``: parametrized over both, so one test runs on PostgreSQL and SQLite.
+# * ``db_engine``: an engine on ``db_url`` with the migrations applied.
+
+
+@pytest.fixture
+async def pg_url() -> AsyncIterator[str]:
+    from tests.support.databases import pg_database
+
+    async with pg_database() as url:
+        yield url
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    from tests.support.databases import sqlite_file_url
+
+    return sqlite_file_url(tmp_path)
+
+
+@pytest.fixture(params=["postgresql", "sqlite"])
+async def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    from tests.support.databases import pg_database, sqlite_file_url
+
+    if request.param == "sqlite":
+        yield sqlite_file_url(tmp_path)
+        return
+    async with pg_database() as url:
+        yield url
+
+
+@pytest.fixture
+async def db_engine(db_url: str) -> AsyncIterator[AsyncEngine]:
+    import migrations
+    from infrastructure.database import create_engine
+
+    engine = create_engine(db_url)
+    try:
+        await migrations.upgrade_async(engine)
+        yield engine
+    finally:
+        await engine.dispose()
