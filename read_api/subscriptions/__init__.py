@@ -1,21 +1,34 @@
-"""GraphQL subscriptions: deviceUpdated, fleetUpdated and events().
+"""GraphQL subscriptions: deviceUpdated, fleetUpdated and events, fanned out by a hub.
 
-Skeleton so ``read_api.schema`` can import ``Subscription`` while the fan-out
-hub is being built; the fields below are replaced by hub-backed resolvers.
+Wiring (see ``ws.SubscriptionsMixin`` and ``service.build_hub``):
+
+* the composition root builds one hub per API process with ``build_hub`` and
+  keeps it in ``app.state.subscriptions``, ``start()``-ed and ``stop()``-ped by
+  the lifespan;
+* the GraphQL view puts ``SubscriptionsMixin`` before strawberry's ``GraphQL``
+  and overrides ``subscription_context`` to build its own per-connection context
+  (which must expose ``principal`` and ``request``).
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
+from read_api.subscriptions.limits import SubscriptionLimits
+from read_api.subscriptions.schema import Subscription
+from read_api.subscriptions.service import SubscriptionHub, build_hub
+from read_api.subscriptions.ws import (
+    HubTransportWSHandler,
+    SubscriptionContext,
+    SubscriptionGraphQL,
+    SubscriptionsMixin,
+)
 
-import strawberry
-
-
-@strawberry.type
-class Subscription:
-    @strawberry.subscription(description="Placeholder until the subscription hub lands.")
-    async def heartbeat(self) -> AsyncGenerator[int, None]:
-        yield 0
-
-
-__all__ = ["Subscription"]
+__all__ = [
+    "HubTransportWSHandler",
+    "Subscription",
+    "SubscriptionContext",
+    "SubscriptionGraphQL",
+    "SubscriptionHub",
+    "SubscriptionLimits",
+    "SubscriptionsMixin",
+    "build_hub",
+]

@@ -1,0 +1,102 @@
+"""The live event feed: one JetStream ordered consumer per API process.
+
+It starts just after the head it saw at start-up and hands every commit to
+``LiveEvents.dispatch`` in position order. nats-py's ordered consumer already
+recreates itself after a gap or a reconnect; should the subscription itself
+end (the connection closed and reopened), the feed resumes from the position
+after the last one it dispatched, so live subscriptions see no gap.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+import nats.errors
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+from nats.js.api import ConsumerConfig, DeliverPolicy
+
+from infrastructure.eventstore.jetstream import JetStreamEventStore
+from infrastructure.eventstore.port import RecordedCommit
+from read_api.subscriptions.events import LiveEvents
+
+log = logging.getLogger(__name__)
+
+
+def decode_commit(store: JetStreamEventStore, msg: Msg) -> RecordedCommit:
+    """A stream message as the store's own ``read_all`` would return it.
+
+    The store has no public decoder for a raw stream message yet; its private
+    ones are used rather than restating the message format here.
+    """
+    ref = store._ref_of(msg.subject)
+    return store._decode(ref, msg.metadata.sequence.stream, msg.headers or {}, msg.data)
+
+
+class JetStreamLiveFeed:
+    def __init__(
+        self,
+        js: JetStreamContext,
+        store: JetStreamEventStore,
+        live: LiveEvents,
+        *,
+        retry_delay: float = 1.0,
+    ) -> None:
+        self._js = js
+        self._store = store
+        self._live = live
+        self._retry_delay = retry_delay
+        self._task: asyncio.Task[None] | None = None
+        self.commits_seen = 0
+
+    async def start(self) -> None:
+        """Begin after the current head; returns once the consumer exists."""
+        self._live.position = await self._store.head_position()
+        ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._task = asyncio.create_task(self._run(ready), name="live-event-feed")
+        await asyncio.wait({ready, self._task}, return_when=asyncio.FIRST_COMPLETED)
+        if not ready.done():
+            await self._task
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _run(self, ready: asyncio.Future[None]) -> None:
+        while True:
+            try:
+                await self._follow(ready)
+            except asyncio.CancelledError:
+                raise
+            except Exception as err:
+                if not ready.done():
+                    raise
+                log.warning("live event feed lost (%s); resuming in %ss", err, self._retry_delay)
+                await asyncio.sleep(self._retry_delay)
+
+    async def _follow(self, ready: asyncio.Future[None]) -> None:
+        config = self._store.config
+        sub = await self._js.subscribe(
+            config.subjects,
+            stream=config.stream,
+            ordered_consumer=True,
+            deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
+            config=ConsumerConfig(opt_start_seq=self._live.position + 1),
+        )
+        if not ready.done():
+            ready.set_result(None)
+        try:
+            async for msg in sub.messages:
+                commit = decode_commit(self._store, msg)
+                if commit.position <= self._live.position:
+                    continue  # redelivered around a reset
+                self.commits_seen += 1
+                self._live.dispatch(commit)
+        finally:
+            with contextlib.suppress(nats.errors.Error):
+                await sub.unsubscribe()
