@@ -56,6 +56,11 @@ class CheckpointWatcher:
         self._wake = asyncio.Event()
         self._poller: asyncio.Task[None] | None = None
 
+    @property
+    def waiting(self) -> int:
+        """Requests waiting right now."""
+        return len(self._waiters)
+
     def confirmed(self, name: str) -> int:
         return self._confirmed.get(name, 0)
 
