@@ -21,6 +21,9 @@ context.configure(
     # SQLite cannot ALTER most things in place; batch mode copies the table instead.
     render_as_batch=connection.dialect.name == "sqlite",
     compare_type=True,
+    # migrations.upgrade_async runs us inside its own transaction, and on SQLite
+    # infrastructure.database makes that a real BEGIN: DDL is transactional on both.
+    transactional_ddl=True,
 )
 with context.begin_transaction():
     context.run_migrations()

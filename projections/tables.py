@@ -143,7 +143,8 @@ fleets = sa.Table(
     sa.Column("rollout_model_id", sa.Uuid),
     sa.Column("rollout_model_version", sa.String(64)),
     sa.Column("rollout_previous_model_version", sa.String(64)),
-    sa.Column("rollout_phases", sa.JSON),  # cumulative percentages, e.g. [5, 25, 100]
+    # Cumulative percentages, e.g. [5, 25, 100]; SQL NULL (not JSON null) without a rollout.
+    sa.Column("rollout_phases", sa.JSON(none_as_null=True)),
     sa.Column("rollout_phase", sa.Integer),  # phases started so far (0: none yet)
     sa.Column("rollout_percent", sa.Integer),  # percentage of the latest phase started
     sa.Column("rollout_failure_threshold", sa.Float),
