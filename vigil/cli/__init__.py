@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from vigil.cli import stack
+from vigil.cli import demo, stack
 
 app = typer.Typer(
     name="vigil",
@@ -17,6 +17,7 @@ app = typer.Typer(
     add_completion=False,
 )
 stack.register(app)
+demo.register(app)
 
 
 def main() -> None:
