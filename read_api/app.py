@@ -97,6 +97,7 @@ def create_graphql_app(
         schema,
         services,
         authenticator,
+        documents,
         graphiql=introspection if graphiql is None else graphiql,
         max_body_bytes=limits.max_length * 2 + 16 * 1024,
     )

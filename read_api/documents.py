@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from graphql import DocumentNode, GraphQLError, ValidationRule
 from graphql.validation import NoSchemaIntrospectionCustomRule
@@ -30,6 +31,8 @@ VALIDATION_FAILED = "GRAPHQL_VALIDATION_FAILED"
 class Entry:
     document: DocumentNode
     errors: tuple[GraphQLError, ...] | None = None  # None until validated
+    planned: bool = False  # whether ``plan`` was worked out yet
+    plan: Any = None  # read_api.fastpath.Plan, or None when the executor must run it
 
 
 class DocumentCache:

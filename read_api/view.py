@@ -21,13 +21,16 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
+from strawberry import Schema
 from strawberry.asgi import GraphQL
 from strawberry.http import GraphQLHTTPResponse
 from strawberry.types import ExecutionResult
 
 from commands.auth import Authenticator, AuthError, Principal
 from read_api.context import ReadContext, ReadServices
+from read_api.documents import DocumentCache
 from read_api.errors import format_error
+from read_api.fastpath import plan_document, run_plan
 from read_api.subscriptions import SubscriptionsMixin
 
 MIN_POSITION_HEADER = "x-vigil-min-position"
@@ -51,9 +54,10 @@ class RequestRefused(Exception):
 class VigilGraphQL(SubscriptionsMixin, GraphQL[ReadContext, None]):
     def __init__(
         self,
-        schema: Any,
+        schema: Schema,
         services: ReadServices,
         authenticator: Authenticator,
+        documents: DocumentCache,
         *,
         graphiql: bool = True,
         max_body_bytes: int = 64 * 1024,
@@ -61,6 +65,8 @@ class VigilGraphQL(SubscriptionsMixin, GraphQL[ReadContext, None]):
         super().__init__(schema, graphql_ide="graphiql" if graphiql else None)
         self.services = services
         self.authenticator = authenticator
+        self.documents = documents
+        self.vigil_schema: Schema = schema
         self.max_body_bytes = max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -69,11 +75,48 @@ class VigilGraphQL(SubscriptionsMixin, GraphQL[ReadContext, None]):
                 scope["vigil.principal"] = self._authenticate(scope)
                 scope["vigil.min_position"] = _min_position(scope)
                 receive = self._limit_body(scope, receive)
+                if scope["method"] == "POST" and _is_json(scope):
+                    body = await _read_body(receive)
+                    if await self._answer_fast(scope, body, send):
+                        return
+                    receive = _replay(body, receive)
                 await super().__call__(scope, receive, send)
             except RequestRefused as refused:
                 await refused.response()(scope, receive, send)
             return
         await super().__call__(scope, receive, send)
+
+    async def _answer_fast(self, scope: Scope, body: bytes, send: Send) -> bool:
+        """Answer a planned document without the generic executor; False: not this one."""
+        try:
+            request = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            return False
+        query = request.get("query") if isinstance(request, dict) else None
+        entry = self.documents.get(query) if isinstance(query, str) else None
+        if entry is None or entry.errors is None or entry.errors:
+            return False  # unseen or invalid: strawberry parses, validates and caches it
+        if not entry.planned:
+            entry.plan = plan_document(self.vigil_schema, entry.document)
+            entry.planned = True
+        variables = request.get("variables")
+        if (
+            entry.plan is None
+            or request.get("operationName")
+            or not (variables is None or isinstance(variables, dict))
+        ):
+            return False
+        context = ReadContext(
+            self.services,
+            scope["vigil.principal"],
+            min_position=scope["vigil.min_position"],
+        )
+        result = await run_plan(entry.plan, self.vigil_schema, context, variables)
+        if result is None:
+            return False
+        response = Response(orjson.dumps(result), media_type="application/json")
+        await response(scope, _no_body, send)
+        return True
 
     async def get_context(self, request: Request | WebSocket, response: Any) -> ReadContext:
         return ReadContext(
@@ -157,3 +200,40 @@ def _min_position(scope: Scope) -> int | None:
                 )
             return int(text)
     return None
+
+
+def _is_json(scope: Scope) -> bool:
+    for name, value in scope["headers"]:
+        if name == b"content-type":
+            return value.split(b";", 1)[0].strip().lower() == b"application/json"
+    return False
+
+
+async def _read_body(receive: Receive) -> bytes:
+    chunks = []
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            break
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            break
+    return b"".join(chunks)
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """A ``receive`` that hands out ``body`` once, then the real channel (disconnects)."""
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay
+
+
+async def _no_body() -> Message:
+    return {"type": "http.request", "body": b"", "more_body": False}

@@ -1,0 +1,219 @@
+"""A lean executor for the documents dashboards send most: lookups and pages of plain fields.
+
+graphql-core's executor is general (abstract types, resolvers on every field,
+incremental delivery) and costs several microseconds per field; a page of 100
+devices has 700 fields. Most dashboard documents need none of that generality:
+one or more root lookups (``device(id)``) or pages (``devices(first: 100)``)
+selecting plain attributes, objects and lists of them. For such a document a
+*plan* is built once, next to its cached validation, and run without the
+generic executor: the same root functions (``read_api.roots``), the same
+scalar and enum serializers, the same response.
+
+Anything else, or anything unexpected while running a plan (an error, a
+null where the schema promises none), goes through strawberry as usual: the
+plan only ever answers requests it answers exactly like strawberry would.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from graphql import (
+    DocumentNode,
+    FieldNode,
+    GraphQLEnumType,
+    GraphQLError,
+    GraphQLField,
+    GraphQLList,
+    GraphQLNonNull,
+    GraphQLObjectType,
+    GraphQLScalarType,
+    OperationDefinitionNode,
+    OperationType,
+    get_named_type,
+)
+from graphql.execution.values import get_argument_values, get_variable_values
+from strawberry import Schema
+
+from read_api import roots
+from read_api.context import ReadContext
+from read_api.errors import ReadApiError, format_error
+from read_api.pagination import PageRequest
+
+Root = Callable[..., Awaitable[Any]]
+
+_LOOKUPS: dict[str, Root] = {"device": roots.device, "fleet": roots.fleet, "model": roots.model}
+_PAGES: dict[str, Root] = {"devices": roots.devices, "fleets": roots.fleets, "models": roots.models}
+_ARGUMENTS = {"id": "id", "atVersion": "at_version", "atTime": "at_time"}
+_PAGE_ARGUMENTS = ("first", "after", "last", "before")
+
+
+class Unplannable(Exception):
+    """The document needs the generic executor."""
+
+
+@dataclass(frozen=True, slots=True)
+class Selection:
+    key: str  # the response key (alias or name)
+    attr: str  # the Python attribute, "" for __typename
+    serialize: Callable[[Any], Any] | None  # leaves only
+    children: tuple[Selection, ...] | None  # objects and lists of objects
+    is_list: bool
+    non_null: bool
+    typename: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class RootSelection:
+    key: str
+    name: str
+    node: FieldNode
+    field: GraphQLField
+    children: tuple[Selection, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    operation: OperationDefinitionNode
+    roots: tuple[RootSelection, ...]
+
+
+class NotPlainResult(Exception):
+    """A value the plan cannot render exactly as the executor would (e.g. a null)."""
+
+
+def plan_document(schema: Schema, document: DocumentNode) -> Plan | None:
+    """The plan for ``document``, or None when it needs the generic executor."""
+    try:
+        return _plan(schema, document)
+    except Unplannable:
+        return None
+
+
+def _plan(schema: Schema, document: DocumentNode) -> Plan:
+    if len(document.definitions) != 1:
+        raise Unplannable
+    operation = document.definitions[0]
+    if not isinstance(operation, OperationDefinitionNode):
+        raise Unplannable
+    if operation.operation is not OperationType.QUERY or operation.directives:
+        raise Unplannable
+    query_type = schema._schema.query_type
+    assert query_type is not None
+    selected: list[RootSelection] = []
+    for node in operation.selection_set.selections:
+        if not isinstance(node, FieldNode) or node.directives:
+            raise Unplannable
+        name = node.name.value
+        if (name not in _LOOKUPS and name not in _PAGES) or node.selection_set is None:
+            raise Unplannable
+        if any(argument.name.value == "filter" for argument in node.arguments or ()):
+            raise Unplannable  # input objects need strawberry's conversion
+        field = query_type.fields[name]
+        object_type = get_named_type(field.type)
+        assert isinstance(object_type, GraphQLObjectType)
+        children = _selections(schema, object_type, node)
+        selected.append(RootSelection(_key(node), name, node, field, children))
+    return Plan(operation, tuple(selected))
+
+
+def _selections(
+    schema: Schema, parent: GraphQLObjectType, node: FieldNode
+) -> tuple[Selection, ...]:
+    assert node.selection_set is not None
+    out: list[Selection] = []
+    for child in node.selection_set.selections:
+        if not isinstance(child, FieldNode) or child.directives or child.arguments:
+            raise Unplannable
+        name = child.name.value
+        if name == "__typename":
+            out.append(Selection(_key(child), "", None, None, False, True, parent.name))
+            continue
+        strawberry_field = schema.get_field_for_type(name, parent.name)
+        if strawberry_field is None or strawberry_field.base_resolver is not None:
+            raise Unplannable
+        gql_type = parent.fields[name].type
+        non_null = isinstance(gql_type, GraphQLNonNull)
+        inner = gql_type.of_type if isinstance(gql_type, GraphQLNonNull) else gql_type
+        is_list = isinstance(inner, GraphQLList)
+        if is_list:
+            item = inner.of_type
+            if not isinstance(item, GraphQLNonNull):
+                raise Unplannable
+            inner = item.of_type
+        attr = strawberry_field.python_name
+        if isinstance(inner, GraphQLScalarType | GraphQLEnumType) and not is_list:
+            out.append(Selection(_key(child), attr, inner.serialize, None, False, non_null))
+        elif isinstance(inner, GraphQLObjectType) and child.selection_set is not None:
+            grandchildren = _selections(schema, inner, child)
+            out.append(Selection(_key(child), attr, None, grandchildren, is_list, non_null))
+        else:
+            raise Unplannable
+    return tuple(out)
+
+
+def _key(node: FieldNode) -> str:
+    return node.alias.value if node.alias else node.name.value
+
+
+async def run_plan(
+    plan: Plan, schema: Schema, context: ReadContext, variables: dict[str, Any] | None
+) -> dict[str, Any] | None:
+    """The response body, or None to let strawberry answer instead."""
+    coerced = get_variable_values(
+        schema._schema, plan.operation.variable_definitions or (), variables or {}
+    )
+    if isinstance(coerced, list):
+        return None  # variable errors: strawberry reports them
+    data: dict[str, Any] = {}
+    for root in plan.roots:
+        try:
+            arguments = get_argument_values(root.field, root.node, coerced)
+            value = await _call(root.name, context, arguments)
+            data[root.key] = _render(value, root.children)
+        except ReadApiError as err:
+            if len(plan.roots) != 1:
+                return None  # partial results: let the executor order them
+            # Answered here rather than run again: a second consistency wait
+            # would double the time the client waits for its error.
+            error = GraphQLError(err.message, [root.node], path=[root.key], original_error=err)
+            nullable = not isinstance(root.field.type, GraphQLNonNull)
+            body: dict[str, Any] = {"data": {root.key: None} if nullable else None}
+            body["errors"] = [format_error(error, debug=context.services.debug)]
+            return body
+        except Exception:
+            return None
+    return {"data": data}
+
+
+async def _call(name: str, context: ReadContext, arguments: dict[str, Any]) -> Any:
+    min_position = arguments.get("minPosition")
+    if name in _LOOKUPS:
+        kwargs = {_ARGUMENTS[k]: v for k, v in arguments.items() if k in _ARGUMENTS}
+        return await _LOOKUPS[name](context, min_position=min_position, **kwargs)
+    page = PageRequest(**{k: arguments.get(k) for k in _PAGE_ARGUMENTS})
+    return await _PAGES[name](context, page, None, min_position)
+
+
+def _render(value: Any, selections: tuple[Selection, ...]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for selection in selections:
+        if selection.serialize is None and selection.children is None:
+            out[selection.key] = selection.typename
+            continue
+        field = getattr(value, selection.attr)
+        if field is None:
+            if selection.non_null:
+                raise NotPlainResult(selection.key)
+            out[selection.key] = None
+        elif selection.serialize is not None:
+            out[selection.key] = selection.serialize(field)
+        elif selection.is_list:
+            assert selection.children is not None
+            out[selection.key] = [_render(item, selection.children) for item in field]
+        else:
+            assert selection.children is not None
+            out[selection.key] = _render(field, selection.children)
+    return out
