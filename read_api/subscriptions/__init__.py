@@ -18,7 +18,6 @@ from read_api.subscriptions.service import SubscriptionHub, build_hub
 from read_api.subscriptions.ws import (
     HubTransportWSHandler,
     SubscriptionContext,
-    SubscriptionGraphQL,
     SubscriptionsMixin,
 )
 
@@ -26,7 +25,6 @@ __all__ = [
     "HubTransportWSHandler",
     "Subscription",
     "SubscriptionContext",
-    "SubscriptionGraphQL",
     "SubscriptionHub",
     "SubscriptionLimits",
     "SubscriptionsMixin",

@@ -23,7 +23,7 @@ import base64
 import contextlib
 import logging
 from collections import deque
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
@@ -177,8 +177,13 @@ class LiveEvents:
     def watch_count(self) -> int:
         return sum(len(w) for w in self._watches.values())
 
-    async def stream(self, flt: EventFilter, after: int) -> AsyncIterator[list[EventRecord]]:
-        """The events of each commit after ``after`` that ``flt`` wants, then live, forever."""
+    async def stream(
+        self, flt: EventFilter, after: int, *, on_live: Callable[[], None] | None = None
+    ) -> AsyncGenerator[list[EventRecord], None]:
+        """The events of each commit after ``after`` that ``flt`` wants, then live, forever.
+
+        ``on_live`` is called once the replay is over and the live feed reaches the stream.
+        """
         covered = max(after, 0)
         while True:
             head = await self._store.head_position()
@@ -197,6 +202,8 @@ class LiveEvents:
         watch = _Watch(flt, covered, self._queue_size)
         watches = self._watches.setdefault(flt.tenant, set())
         watches.add(watch)
+        if on_live is not None:
+            on_live()
         try:
             while True:
                 await watch.wake.wait()

@@ -22,9 +22,12 @@ from strawberry.types import Info
 from commands.auth import Principal
 from read_api.subscriptions.events import EventFilter, EventRecord, SlowSubscription
 from read_api.subscriptions.service import SubscriptionHub
-from read_api.subscriptions.snapshots import DeviceSnapshot, FleetSnapshot
+from read_api.types.common import Long
+from read_api.types.device import Device
+from read_api.types.fleet import Fleet
 
 AGGREGATE_TYPES = ("device", "fleet", "model")
+_START = Long(0)  # before the first commit
 
 
 def _hub(info: Info[Any, Any]) -> SubscriptionHub:
@@ -33,6 +36,14 @@ def _hub(info: Info[Any, Any]) -> SubscriptionHub:
     if hub is None:  # a context without the hub: the app keeps it in its state
         hub = context.request.app.state.subscriptions
     return hub
+
+
+def _renew(info: Info[Any, Any]) -> None:
+    """A subscription's context lives as long as its connection: drop per-request caches
+    (DataLoaders) before each event, or nested fields would stay as they first were."""
+    renew = getattr(info.context, "renew", None)
+    if renew is not None:
+        renew()
 
 
 def _principal(info: Info[Any, Any]) -> Principal:
@@ -44,7 +55,7 @@ def _principal(info: Info[Any, Any]) -> Principal:
 
 @strawberry.type(description="One event, as stored; every event of a commit shares its position.")
 class StreamEvent:
-    position: int = strawberry.field(description="The commit's position in the event log.")
+    position: Long = strawberry.field(description="The commit's position in the event log.")
     aggregate_type: str
     aggregate_id: UUID
     version: int = strawberry.field(description="The aggregate version this event produced.")
@@ -56,7 +67,7 @@ class StreamEvent:
     @classmethod
     def of(cls, record: EventRecord) -> StreamEvent:
         return cls(
-            position=record.position,
+            position=Long(record.position),
             aggregate_type=record.aggregate_type,
             aggregate_id=record.aggregate_id,
             version=record.version,
@@ -73,9 +84,7 @@ class Subscription:
         description="The device's read model now, then again after every change is committed. "
         "A slow client gets the latest state, not a backlog."
     )
-    async def device_updated(
-        self, info: Info[Any, Any], id: UUID
-    ) -> AsyncGenerator[DeviceSnapshot, None]:
+    async def device_updated(self, info: Info[Any, Any], id: UUID) -> AsyncGenerator[Device, None]:
         tenant = _principal(info).tenant
         hub = _hub(info)
         reader = hub.require_snapshots()
@@ -86,16 +95,15 @@ class Subscription:
                 row = await reader.device(tenant, id)
                 if row is not None and row != last:
                     last = row
-                    yield DeviceSnapshot.from_row(row)
+                    _renew(info)
+                    yield Device.from_row(row)
                 await anext(changes)
 
     @strawberry.subscription(
         description="The fleet's read model, rollout progress included, now and after every "
         "committed change. A slow client gets the latest state, not a backlog."
     )
-    async def fleet_updated(
-        self, info: Info[Any, Any], id: UUID
-    ) -> AsyncGenerator[FleetSnapshot, None]:
+    async def fleet_updated(self, info: Info[Any, Any], id: UUID) -> AsyncGenerator[Fleet, None]:
         tenant = _principal(info).tenant
         hub = _hub(info)
         reader = hub.require_snapshots()
@@ -106,7 +114,8 @@ class Subscription:
                 row = await reader.fleet(tenant, id)
                 if row is not None and row != last:
                     last = row
-                    yield FleetSnapshot.from_row(row)
+                    _renew(info)
+                    yield Fleet.from_row(row)
                 await anext(changes)
 
     @strawberry.subscription(
@@ -117,7 +126,7 @@ class Subscription:
     async def events(
         self,
         info: Info[Any, Any],
-        after: int = 0,
+        after: Long = _START,
         aggregate_id: UUID | None = None,
         aggregate_type: str | None = None,
         event_types: list[str] | None = None,
@@ -143,4 +152,4 @@ class Subscription:
         except SlowSubscription as err:
             raise GraphQLError(str(err), extensions={"code": "SLOW_CONSUMER"}) from err
         finally:
-            await stream.aclose()  # type: ignore[attr-defined]
+            await stream.aclose()

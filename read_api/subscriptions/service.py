@@ -35,8 +35,12 @@ class SubscriptionHub:
         feed: JetStreamLiveFeed | None,
         snapshots: SnapshotReader | None,
         limits: SubscriptionLimits,
+        share_executions: bool = True,
     ) -> None:
         self.fanout = FanOut()
+        # False runs one execution per subscriber, as plain strawberry does (the
+        # benchmark's peer); nothing else should turn it off.
+        self.share_executions = share_executions
         self.notices = notices
         self.events = events
         self.feed = feed
@@ -79,6 +83,8 @@ def build_hub(
     nc: Client | None = None,
     engine: AsyncEngine | None = None,
     limits: SubscriptionLimits | None = None,
+    share_executions: bool = True,
+    bus_retry_delay: float = 1.0,
 ) -> SubscriptionHub:
     """Wire a hub: ``bus`` feeds deviceUpdated/fleetUpdated, ``store`` and ``nc`` feed events.
 
@@ -92,9 +98,10 @@ def build_hub(
     if isinstance(store, JetStreamEventStore) and nc is not None:
         feed = JetStreamLiveFeed(nc.jetstream(), store, events)
     return SubscriptionHub(
-        notices=NoticeRouter(bus),
+        notices=NoticeRouter(bus, retry_delay=bus_retry_delay),
         events=events,
         feed=feed,
         snapshots=SnapshotReader(engine) if engine is not None else None,
         limits=limits,
+        share_executions=share_executions,
     )

@@ -21,7 +21,6 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 from graphql import FieldNode, GraphQLError, OperationDefinitionNode, OperationType, parse
-from strawberry.asgi import GraphQL
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     BaseGraphQLTransportWSHandler,
@@ -139,6 +138,7 @@ class HubTransportWSHandler(BaseGraphQLTransportWSHandler[Any, Any]):
             await self.websocket.close(code=4403, reason="Forbidden")
             return
         self.hub = view.subscription_hub(request)
+        self.max_subscriptions_per_connection = None  # the hub's limit, checked first, rules
         self.context = await view.subscription_context(request, principal)
         self.outbox = Outbox(request.send_text)
         self.outbox.start()
@@ -162,7 +162,7 @@ class HubTransportWSHandler(BaseGraphQLTransportWSHandler[Any, Any]):
             return
         payload = message["payload"]
         policy = _DOCUMENTS.policy(payload["query"], payload.get("operationName"))
-        if policy is None:
+        if policy is None or not self.hub.share_executions:
             await super().handle_subscribe(message)
             return
         operation: Operation[Any, Any] = Operation(
@@ -257,18 +257,15 @@ class SubscriptionsMixin:
     def subscription_hub(self, request: WebSocket) -> SubscriptionHub:
         return request.app.state.subscriptions
 
+    async def pick_websocket_subprotocol(self, request: WebSocket) -> str | None:
+        # Only graphql-transport-ws: the legacy graphql-ws handler knows nothing
+        # of connection_init auth, shared executions or limits (others get 4406).
+        offered = request.scope.get("subprotocols", ())
+        return GRAPHQL_TRANSPORT_WS_PROTOCOL if GRAPHQL_TRANSPORT_WS_PROTOCOL in offered else None
+
     def subscription_authenticator(self, request: WebSocket) -> Authenticator:
         return request.app.state.services.authenticator
 
     async def subscription_context(self, request: WebSocket, principal: Principal) -> Any:
         """The ``info.context`` of this connection's operations; must expose ``principal``."""
         return SubscriptionContext(principal, request, self.subscription_hub(request))
-
-
-class SubscriptionGraphQL(SubscriptionsMixin, GraphQL[Any, Any]):
-    """A view serving graphql-transport-ws only, for apps with nothing else to add."""
-
-    def __init__(self, schema: Any, **kwargs: Any) -> None:
-        kwargs.setdefault("subscription_protocols", (GRAPHQL_TRANSPORT_WS_PROTOCOL,))
-        kwargs.setdefault("graphql_ide", None)
-        super().__init__(schema, **kwargs)

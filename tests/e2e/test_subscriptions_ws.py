@@ -14,22 +14,22 @@ from typing import Any
 
 import pytest
 
-from commands.auth import Authenticator
+import migrations
 from commands.catalog import COMMANDS
 from commands.catalog.devices import RaiseAnomaly, RegisterDevice
 from commands.spec import Context
 from infrastructure.changes import LocalChangeBus
+from infrastructure.database import create_engine
 from infrastructure.eventstore.codec import build_mapper
 from read_api.subscriptions import SubscriptionHub, SubscriptionLimits, build_hub
-from read_api.subscriptions.app import subscriptions_app
 from tests.support.api import SECRET, token
-from tests.support.graphql_ws import GraphQLWS, serve
+from tests.support.graphql_ws import GraphQLWS, read_api_app, serve
 from vigil.bootstrap import build_services
 
 pytestmark = pytest.mark.integration
 
 EVENTS = """
-subscription Events($after: Int!, $type: String, $id: UUID) {
+subscription Events($after: Long!, $type: String, $id: UUID) {
   events(after: $after, aggregateType: $type, aggregateId: $id) {
     position aggregateType aggregateId version type actor occurredAt data
   }
@@ -71,11 +71,16 @@ async def services(jetstream_store):
 
 
 @pytest.fixture
-async def hub(nats_client, jetstream_store) -> AsyncIterator[SubscriptionHub]:
+def bus() -> LocalChangeBus:
+    return LocalChangeBus()
+
+
+@pytest.fixture
+async def hub(nats_client, jetstream_store, bus) -> AsyncIterator[SubscriptionHub]:
     hub = build_hub(
         jetstream_store,
         build_mapper(),
-        LocalChangeBus(),
+        bus,
         nc=nats_client,
         limits=SubscriptionLimits(per_connection=5),
     )
@@ -87,9 +92,14 @@ async def hub(nats_client, jetstream_store) -> AsyncIterator[SubscriptionHub]:
 
 
 @pytest.fixture
-async def url(hub) -> AsyncIterator[str]:
-    async with serve(subscriptions_app(hub, Authenticator(SECRET))) as url:
-        yield url
+async def url(hub, bus, sqlite_url) -> AsyncIterator[str]:
+    engine = create_engine(sqlite_url)
+    try:
+        await migrations.upgrade_async(engine)
+        async with read_api_app(hub, engine, bus) as app, serve(app) as url:
+            yield url
+    finally:
+        await engine.dispose()
 
 
 def bearer(tenant: str = "acme", role: str = "viewer") -> dict[str, str]:

@@ -1,4 +1,4 @@
-"""A graphql-transport-ws client on ``websockets``, and a real uvicorn server in-process.
+"""A graphql-transport-ws client on ``websockets``, the read API app, and uvicorn in-process.
 
 The server listens on a socket bound before it starts, so clients can connect
 at once: the kernel queues them until uvicorn accepts.
@@ -14,10 +14,41 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import uvicorn
+from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.applications import Starlette
+from starlette.routing import Route, WebSocketRoute
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
+from commands.auth import Authenticator
+from infrastructure.changes import ChangeBus
+from read_api.app import create_graphql_app
+from read_api.subscriptions import SubscriptionHub
+from tests.support.api import SECRET
+
 PROTOCOL = "graphql-transport-ws"
+
+
+@contextlib.asynccontextmanager
+async def read_api_app(
+    hub: SubscriptionHub, engine: AsyncEngine, bus: ChangeBus
+) -> AsyncIterator[Starlette]:
+    """The read API's GraphQL endpoint at /graphql, with ``hub`` where the lead's app keeps it."""
+    graphql = create_graphql_app(
+        engine=engine, repository=None, authenticator=Authenticator(SECRET), bus=bus
+    )
+    app = Starlette(
+        routes=[
+            Route("/graphql", graphql, methods=["GET", "POST"]),
+            WebSocketRoute("/graphql", graphql),
+        ]
+    )
+    app.state.subscriptions = hub
+    await graphql.start()
+    try:
+        yield app
+    finally:
+        await graphql.close()
 
 
 @contextlib.asynccontextmanager
