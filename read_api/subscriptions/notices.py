@@ -22,7 +22,7 @@ from infrastructure.changes import ChangeBus, ChangeNotice
 
 log = logging.getLogger(__name__)
 
-WatchKey = tuple[str, str, UUID]  # tenant, aggregate type, aggregate id
+WatchKey = tuple[str, str, str, UUID]  # projection, tenant, aggregate type, aggregate id
 
 
 class AggregateWatch:
@@ -71,9 +71,10 @@ class NoticeRouter:
 
     @contextlib.contextmanager
     def watch(
-        self, tenant: str, aggregate_type: str, aggregate_id: UUID
+        self, projection: str, tenant: str, aggregate_type: str, aggregate_id: UUID
     ) -> Iterator[AggregateWatch]:
-        key = (tenant, aggregate_type, aggregate_id)
+        """Wakes on notices from ``projection`` (the table the subscription re-reads)."""
+        key = (projection, tenant, aggregate_type, aggregate_id)
         watch = AggregateWatch()
         self._watches.setdefault(key, set()).add(watch)
         try:
@@ -91,7 +92,8 @@ class NoticeRouter:
 
     def dispatch(self, notice: ChangeNotice) -> None:
         self.notices_seen += 1
-        watches = self._watches.get((notice.tenant, notice.aggregate_type, notice.aggregate_id))
+        key = (notice.projection, notice.tenant, notice.aggregate_type, notice.aggregate_id)
+        watches = self._watches.get(key)
         if watches:
             for watch in watches:
                 watch.notify()

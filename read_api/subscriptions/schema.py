@@ -88,7 +88,7 @@ class Subscription:
         tenant = _principal(info).tenant
         hub = _hub(info)
         reader = hub.require_snapshots()
-        with hub.notices.watch(tenant, "device", id) as watch:
+        with hub.notices.watch("devices", tenant, "device", id) as watch:
             last = None
             changes = watch.changes()
             while True:
@@ -107,7 +107,7 @@ class Subscription:
         tenant = _principal(info).tenant
         hub = _hub(info)
         reader = hub.require_snapshots()
-        with hub.notices.watch(tenant, "fleet", id) as watch:
+        with hub.notices.watch("fleets", tenant, "fleet", id) as watch:
             last = None
             changes = watch.changes()
             while True:

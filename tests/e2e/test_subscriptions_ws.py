@@ -7,12 +7,14 @@ API would.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 import migrations
 from commands.catalog import COMMANDS
@@ -21,6 +23,7 @@ from commands.spec import Context
 from infrastructure.changes import LocalChangeBus
 from infrastructure.database import create_engine
 from infrastructure.eventstore.codec import build_mapper
+from projections.service import Projector
 from read_api.subscriptions import SubscriptionHub, SubscriptionLimits, build_hub
 from tests.support.api import SECRET, token
 from tests.support.graphql_ws import GraphQLWS, read_api_app, serve
@@ -76,12 +79,13 @@ def bus() -> LocalChangeBus:
 
 
 @pytest.fixture
-async def hub(nats_client, jetstream_store, bus) -> AsyncIterator[SubscriptionHub]:
+async def hub(nats_client, jetstream_store, bus, engine) -> AsyncIterator[SubscriptionHub]:
     hub = build_hub(
         jetstream_store,
         build_mapper(),
         bus,
         nc=nats_client,
+        engine=engine,
         limits=SubscriptionLimits(per_connection=5),
     )
     await hub.start()
@@ -92,14 +96,32 @@ async def hub(nats_client, jetstream_store, bus) -> AsyncIterator[SubscriptionHu
 
 
 @pytest.fixture
-async def url(hub, bus, sqlite_url) -> AsyncIterator[str]:
+async def engine(sqlite_url) -> AsyncIterator[AsyncEngine]:
     engine = create_engine(sqlite_url)
     try:
         await migrations.upgrade_async(engine)
-        async with read_api_app(hub, engine, bus) as app, serve(app) as url:
-            yield url
+        yield engine
     finally:
         await engine.dispose()
+
+
+@pytest.fixture
+async def url(hub, bus, engine) -> AsyncIterator[str]:
+    async with read_api_app(hub, engine, bus) as app, serve(app) as url:
+        yield url
+
+
+@pytest.fixture
+async def projector(engine, nats_server, jetstream_config, bus) -> AsyncIterator[Projector]:
+    """The real projector, publishing its notices to the hub's bus after each commit."""
+    projector = Projector(engine, nats_server, jetstream_config, bus=bus, idle_timeout=0.2)
+    stop = asyncio.Event()
+    running = asyncio.create_task(projector.run(stop))
+    try:
+        yield projector
+    finally:
+        stop.set()
+        await running
 
 
 def bearer(tenant: str = "acme", role: str = "viewer") -> dict[str, str]:
@@ -239,3 +261,28 @@ async def test_subscribers_with_the_same_query_variables_and_tenant_share_one_ex
                 assert (await client.data(f"s{n}"))["events"][0]["position"] == position
         assert hub.stats()["subscribers"] == 6
     assert hub.fanout.executions_started == started + 1
+
+
+DEVICE = """
+subscription Device($id: UUID!) {
+  deviceUpdated(id: $id) { id status anomalyCount version position }
+}
+"""
+
+
+# projections.checkpoints.dead_letter_counts calls Result.tuples(), deprecated in
+# SQLAlchemy 2.1; under filterwarnings=error that ends every projector session.
+# Reported to the projections engineer; drop this mark once it is gone.
+@pytest.mark.filterwarnings("ignore:The Result.tuples:sqlalchemy.exc.SADeprecationWarning")
+async def test_device_updated_fires_once_the_projector_has_committed_the_change(
+    url, services, projector
+):
+    acme = Fleetside(services, "acme")
+    device = await acme.register()
+    async with GraphQLWS.connect(url, bearer()) as client:
+        await client.subscribe("d", DEVICE, {"id": str(device)})
+        registered = (await client.data("d"))["deviceUpdated"]  # now, or once projected
+        assert (registered["status"], registered["version"]) == ("REGISTERED", 1)
+        position = await acme.anomaly(device)
+        raised = (await client.data("d"))["deviceUpdated"]
+    assert (raised["anomalyCount"], raised["version"], raised["position"]) == (1, 2, position)
