@@ -40,8 +40,19 @@ def database_url(settings: Settings) -> str:
     return f"sqlite+aiosqlite:///{settings.data_dir / 'readmodels.db'}"
 
 
-def _json_dumps(value: Any) -> str:
-    return orjson.dumps(value).decode()
+def json_dumps(value: Any) -> str:
+    """JSON text for a JSON column, the same on every database and write path.
+
+    orjson writes UUIDs and datetimes (RFC 3339) natively; the rest of what
+    events may carry (Decimal, bytes) is written as text.
+    """
+    return orjson.dumps(value, default=_json_default).decode()
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return value.hex()
+    return str(value)  # Decimal and anything else with a faithful text form
 
 
 def create_engine(url: str, *, pool_size: int = 5, echo: bool = False) -> AsyncEngine:
@@ -52,7 +63,7 @@ def create_engine(url: str, *, pool_size: int = 5, echo: bool = False) -> AsyncE
     parsed = make_url(url)
     options: dict[str, Any] = {
         "echo": echo,
-        "json_serializer": _json_dumps,
+        "json_serializer": json_dumps,
         "json_deserializer": orjson.loads,
     }
     if parsed.get_backend_name() == "postgresql":

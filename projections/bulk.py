@@ -20,13 +20,15 @@ with the checkpoint or not at all (invariant 4).
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-import orjson
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
+
+from infrastructure.database import json_dumps
 
 _FETCH_CHUNK = 5_000  # keys per SELECT, well under PostgreSQL's 32767 parameters
 
@@ -47,17 +49,30 @@ async def upsert(conn: AsyncConnection, table: sa.Table, rows: Sequence[Mapping[
     await conn.execute(statement, list(rows))
 
 
-async def append(conn: AsyncConnection, table: sa.Table, rows: Sequence[Mapping[str, Any]]) -> None:
-    """Insert ``rows``; a key that already exists is an error, never silently skipped."""
-    if not rows:
+async def append(
+    conn: AsyncConnection,
+    table: sa.Table,
+    records: Sequence[Sequence[Any]],
+    *,
+    json_as_text: bool = False,
+) -> None:
+    """Insert ``records`` (values in column order); an existing key is an error, never skipped.
+
+    ``json_as_text`` says JSON columns already hold their text on PostgreSQL
+    (the caller encoded them ahead); SQLite always takes the values themselves.
+    """
+    if not records:
         return
     if conn.dialect.name == "postgresql":
         driver = await _driver(conn)
         await driver.copy_records_to_table(
-            table.name, records=_records(table, rows), columns=[c.name for c in table.columns]
+            table.name,
+            records=records if json_as_text else _json_as_text(table, records),
+            columns=[c.name for c in table.columns],
         )
         return
-    await conn.execute(table.insert(), list(rows))
+    names = [c.name for c in table.columns]
+    await conn.execute(table.insert(), [dict(zip(names, r, strict=True)) for r in records])
 
 
 async def add_counts(
@@ -130,17 +145,21 @@ async def _pg_upsert(
     )
 
 
-def _records(table: sa.Table, rows: Iterable[Mapping[str, Any]]) -> list[tuple[Any, ...]]:
+def _records(table: sa.Table, rows: Iterable[Mapping[str, Any]]) -> Sequence[Sequence[Any]]:
     """Rows as tuples in column order, JSON columns as text (what COPY's json codec takes)."""
-    columns = [c.name for c in table.columns]
-    json_columns = {i for i, c in enumerate(table.columns) if isinstance(c.type, sa.JSON)}
+    pick = operator.itemgetter(*[c.name for c in table.columns])
+    return _json_as_text(table, [pick(row) for row in rows])
+
+
+def _json_as_text(table: sa.Table, records: Sequence[Sequence[Any]]) -> Sequence[Sequence[Any]]:
+    json_columns = [i for i, c in enumerate(table.columns) if isinstance(c.type, sa.JSON)]
     if not json_columns:
-        return [tuple(row.get(c) for c in columns) for row in rows]
-    records = []
-    for row in rows:
-        values = [row.get(c) for c in columns]
+        return records
+    converted = []
+    for record in records:
+        values = list(record)
         for i in json_columns:
             if values[i] is not None:
-                values[i] = orjson.dumps(values[i]).decode()
-        records.append(tuple(values))
-    return records
+                values[i] = json_dumps(values[i])
+        converted.append(values)
+    return converted

@@ -25,6 +25,7 @@ def build(
     *,
     table_map: Mapping[str, sa.Table] | None = None,
     label_suffix: str = "",
+    dialect: str = "postgresql",
 ) -> list[Projection]:
     """Projection instances for ``names`` (all by default) on the live tables or ``table_map``."""
     chosen = list(PROJECTIONS) if names is None else list(names)
@@ -32,7 +33,9 @@ def build(
     if unknown:
         raise KeyError(f"unknown projection(s) {unknown}; known: {', '.join(PROJECTIONS)}")
     mapping = LIVE_TABLES if table_map is None else table_map
-    return [PROJECTIONS[name](mapping, label=name + label_suffix) for name in chosen]
+    return [
+        PROJECTIONS[name](mapping, label=name + label_suffix, dialect=dialect) for name in chosen
+    ]
 
 
 def tables_of(name: str) -> list[sa.Table]:

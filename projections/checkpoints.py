@@ -132,3 +132,7 @@ async def move_dead_letters(conn: AsyncConnection, source: str, target: str) -> 
     await conn.execute(
         dead_letters.update().where(dead_letters.c.projection == source).values(projection=target)
     )
+
+
+async def drop_dead_letters(conn: AsyncConnection, projection: str) -> None:
+    await conn.execute(dead_letters.delete().where(dead_letters.c.projection == projection))

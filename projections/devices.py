@@ -136,13 +136,18 @@ def fleet_counts(row: Mapping[str, Any] | None) -> list[CountKey]:
     ]
 
 
-def count_deltas(
-    before: Mapping[tuple[str, Any], Row], after: Mapping[tuple[str, Any], Row]
-) -> Counter[CountKey]:
+def _counted(row: Mapping[str, Any]) -> tuple[Any, Any, Any]:
+    return row["fleet_id"], row["status"], row["reported_model_version"]
+
+
+def count_deltas(before: Mapping[str, Row | None], after: Mapping[str, Row]) -> Counter[CountKey]:
     """How fleet counts change when the rows ``after`` replace the rows ``before``."""
     deltas: Counter[CountKey] = Counter()
     for key, new in after.items():
-        for count_key in fleet_counts(before.get(key)):
+        old = before.get(key)
+        if old is not None and _counted(old) == _counted(new):
+            continue  # most events (anomalies...) leave the counts alone
+        for count_key in fleet_counts(old):
             deltas[count_key] -= 1
         for count_key in fleet_counts(new):
             deltas[count_key] += 1
@@ -156,12 +161,9 @@ class DevicesProjection(RowProjection):
     applies = APPLIES
     creates = frozenset({Device.Registered})
 
-    async def write(
-        self,
-        conn: AsyncConnection,
-        prior: Mapping[tuple[str, Any], Row],
-        rows: Mapping[tuple[str, Any], Row],
+    async def write_rows(
+        self, conn: AsyncConnection, before: Mapping[str, Row | None], rows: Mapping[str, Row]
     ) -> None:
         await bulk.upsert(conn, self.table, list(rows.values()))
-        deltas = count_deltas(prior, rows)
+        deltas = count_deltas(before, rows)
         await bulk.add_counts(conn, self.tables["fleet_device_counts"], deltas)

@@ -19,6 +19,7 @@ from uuid import UUID
 
 import msgspec
 from eventsourcing.persistence import Mapper, StoredEvent
+from eventsourcing.utils import resolve_topic
 
 from infrastructure.eventstore.port import StreamRef
 
@@ -27,10 +28,15 @@ from infrastructure.eventstore.port import StreamRef
 _decode_body = msgspec.msgpack.Decoder(list[tuple[str, int, bytes]]).decode
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Envelope:
-    """One domain event and where it sits: tenant, aggregate and commit position."""
+    """One domain event and where it sits: tenant, aggregate and commit position.
 
+    ``key`` names the aggregate (its subject): a string, whose hash Python
+    caches, so grouping and caching by aggregate costs no UUID hashing.
+    """
+
+    key: str
     ref: StreamRef
     position: int
     event: Any  # a domain event: originator_id/_version, timestamp, actor, fields
@@ -76,6 +82,11 @@ class CommitDecoder:
         self._mapper = mapper
         self.prefix = subject_prefix + "."
         self._refs: dict[str, StreamRef] = {}
+        plain = mapper.cipher is None and mapper.compressor is None
+        self._to_event = _PlainEvents(mapper) if plain else self._via_mapper
+
+    def _via_mapper(self, originator_id: UUID, version: int, topic: str, state: bytes) -> Any:
+        return self._mapper.to_domain_event(StoredEvent(originator_id, version, topic, state))
 
     def ref_of(self, subject: str) -> StreamRef | None:
         """The aggregate a subject names, None when it is not a Vigil commit subject."""
@@ -99,7 +110,7 @@ class CommitDecoder:
         if ref is None:
             return None  # the stream may carry other subjects; they are not ours to apply
         position = raw.position
-        to_domain_event = self._mapper.to_domain_event
+        to_event = self._to_event
         try:
             triples = _decode_body(raw.data)
         except (msgspec.DecodeError, ValueError) as err:
@@ -107,23 +118,52 @@ class CommitDecoder:
         envelopes = []
         for topic, version, state in triples:
             try:
-                event = to_domain_event(StoredEvent(ref.id, version, topic, state))
+                event = to_event(ref.id, version, topic, state)
             except Exception as err:  # unknown topic, bad state, failed upcast...
                 text = f"{type(err).__name__}: {err}"
                 return BadCommit(ref, position, version, topic, text, raw.data)
-            envelopes.append(Envelope(ref, position, event))
+            envelopes.append(Envelope(raw.subject, ref, position, event))
         return envelopes
 
 
+class _PlainEvents:
+    """``Mapper.to_domain_event`` for a mapper with neither cipher nor compressor.
+
+    The same steps (decode the state, add id and version, upcast from the
+    stored class version, make the object without calling ``__init__``) minus
+    the per-event lookups and the ``StoredEvent`` it takes. This runs for
+    every event the projector reads; a test holds it equal to the mapper's.
+    """
+
+    def __init__(self, mapper: Mapper[UUID]) -> None:
+        self._decode_state = mapper.transcoder.decode
+        self._classes: dict[str, tuple[type, int]] = {}
+
+    def __call__(self, originator_id: UUID, version: int, topic: str, state: bytes) -> Any:
+        known = self._classes.get(topic)
+        if known is None:
+            cls = resolve_topic(topic)
+            known = self._classes[topic] = (cls, getattr(cls, "class_version", 1))
+        cls, class_version = known
+        fields = self._decode_state(state)
+        fields["originator_id"] = originator_id
+        fields["originator_version"] = version
+        stored_version = fields.pop("class_version", 1)
+        while stored_version < class_version:
+            getattr(cls, f"upcast_v{stored_version}_v{stored_version + 1}")(fields)
+            stored_version += 1
+        event: Any = object.__new__(cls)
+        object.__setattr__(event, "__dict__", fields)
+        return event
+
+
 def event_fields(event: Any) -> dict[str, Any]:
-    """An event's own fields (no id, version, time or actor), as JSON-safe values."""
-    state = {
-        key: value
-        for key, value in event.__dict__.items()
-        if key not in _ENVELOPE_FIELDS and not key.startswith("_")
-    }
-    result: dict[str, Any] = msgspec.to_builtins(state, str_keys=True)
-    return result
+    """An event's own fields: no id, version, time or actor (the envelope has those).
+
+    Values stay as the event holds them (UUIDs, datetimes...); JSON columns
+    write them with ``infrastructure.database.json_dumps``.
+    """
+    return {key: value for key, value in event.__dict__.items() if key not in _ENVELOPE_FIELDS}
 
 
 _ENVELOPE_FIELDS = frozenset(

@@ -133,7 +133,7 @@ class ConsumerFeed:
         *,
         batch_size: int = 2000,
         idle_timeout: float = 2.0,
-        linger: float = 0.002,
+        max_fill_wait: float = 0.05,
         ack_wait: float = 300.0,
         inactive_threshold: float | None = None,
     ) -> None:
@@ -143,7 +143,7 @@ class ConsumerFeed:
         self.durable = durable
         self.batch_size = batch_size
         self._idle_timeout = idle_timeout
-        self._linger = linger
+        self._max_fill_wait = max_fill_wait
         self._ack_wait = ack_wait
         self._inactive_threshold = inactive_threshold
         self._next_subject = f"$JS.API.CONSUMER.MSG.NEXT.{config.stream}.{durable}"
@@ -192,22 +192,26 @@ class ConsumerFeed:
         """
         loop = asyncio.get_running_loop()
         idle_deadline = loop.time() + self._idle_timeout
-        linger_deadline: float | None = None
+        fill_deadline: float | None = None
         while True:
             if self._broken is not None:
                 if not self._buffer:
                     raise self._broken
                 break  # what arrived before the break is contiguous: hand it out first
             await self._top_up()
-            if len(self._buffer) >= self.batch_size:
+            buffered = len(self._buffer)
+            if buffered >= self.batch_size:
                 break
             now = loop.time()
-            if self._buffer:
-                if linger_deadline is None:
-                    linger_deadline = now + self._linger
-                if now >= linger_deadline:
+            if buffered:
+                if self._buffer[-1][2] == 0:
+                    break  # the stream has nothing more for us: no reason to wait
+                # More is on its way (catching up): wait for a full batch, but not forever.
+                if fill_deadline is None:
+                    fill_deadline = now + self._max_fill_wait
+                if now >= fill_deadline:
                     break
-                timeout = linger_deadline - now
+                timeout = fill_deadline - now
             else:
                 if (stop is not None and stop.is_set()) or now >= idle_deadline:
                     return None
@@ -256,8 +260,11 @@ class ConsumerFeed:
                 return
         self._last = seq
         self._tolerate_gap = False
-        self._buffer.append((RawCommit(subject.decode(), seq, data), reply, pending))
-        self._wake.set()
+        buffer = self._buffer
+        buffer.append((RawCommit(subject.decode(), seq, data), reply, pending))
+        # Wake the reader only when it has something to decide: no wake-up per message.
+        if len(buffer) >= self.batch_size or pending == 0 or len(buffer) == 1:
+            self._wake.set()
 
     def _status(self, headers: bytes) -> None:
         code = headers[9:12]

@@ -1,10 +1,14 @@
 """What a projection is: pure apply functions over envelopes, plus a thin writer.
 
-``Projection`` is the contract the runner drives, once per batch and inside
-the batch's transaction: ``apply`` folds the batch's envelopes into row
-changes and writes them; after the commit, ``committed`` lets the projection
-remember what it wrote. A projection owns a set of tables, addressed by their
-canonical names, so a rebuild can point the very same code at shadow copies.
+``Projection`` is the contract the runner drives for every batch, in two steps:
+
+* ``prepare`` folds the batch's envelopes into row changes in memory. It is
+  pure computation, no I/O, so the runner prepares the next batch while the
+  database is still writing this one;
+* ``write`` lands the prepared changes inside the batch's transaction.
+
+A projection owns a set of tables, addressed by canonical names, so a rebuild
+can point the very same code at shadow copies.
 
 ``RowProjection`` is the shape of the devices, fleets and models read models:
 one row per aggregate, last write wins. Its apply functions read the row as it
@@ -13,13 +17,14 @@ the clock, random numbers or the database (invariant 5), so the same events
 always give the same rows. An event whose apply function raises (or that has
 none) is parked as a dead letter and the row stays as it was before it.
 
-Rows are kept in a bounded in-memory cache between batches. That is sound
-because one projector at a time writes a projection's tables (see
-``projections.lease``) and the cache is only updated after a commit; when a
-rebuild swaps new tables in, the checkpoint's ``generation`` changes and the
-runner calls ``reset``. A row not cached is read from the database, unless the
-batch holds the aggregate's first event, in which case there is nothing to
-read: that is what makes catch-up from position 0 cheap.
+Rows are kept in a bounded in-memory cache, updated as batches are prepared.
+That is sound because one projector at a time writes a projection's tables
+(``projections.lease``), batches are written in the order they are prepared,
+and any failure or table swap throws the projection instance away (the
+runner starts a fresh session from the checkpoints). A row neither cached nor
+born in the batch is read from the database at write time, after every
+earlier batch has committed: that read sees exactly the rows those batches
+left.
 """
 
 from __future__ import annotations
@@ -29,10 +34,10 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-import orjson
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from infrastructure.database import json_dumps
 from infrastructure.eventstore.port import StreamRef
 from projections import bulk
 from projections.envelope import BadCommit, Envelope, event_fields
@@ -57,7 +62,7 @@ class DeadLetter:
     @classmethod
     def of_event(cls, projection: str, envelope: Envelope, error: BaseException) -> DeadLetter:
         try:
-            payload = orjson.dumps(event_fields(envelope.event)).decode()
+            payload = json_dumps(event_fields(envelope.event))
         except Exception:  # the event may be what is broken; keep what we can
             payload = repr(envelope.event.__dict__)
         return cls(
@@ -94,12 +99,17 @@ class Touched:
 
 @dataclass(slots=True)
 class Outcome:
-    """What one projection did with one batch; ``state`` is its own, for ``committed``."""
+    """What one projection did with one batch."""
 
     applied: int = 0
     dead_letters: list[DeadLetter] = field(default_factory=list)
     touched: list[Touched] = field(default_factory=list)
-    state: Any = None
+
+
+class Prepared(abc.ABC):
+    """A projection's share of a batch, folded and ready to write."""
+
+    outcome: Outcome
 
 
 class Projection(abc.ABC):
@@ -109,7 +119,13 @@ class Projection(abc.ABC):
     aggregate_types: ClassVar[frozenset[str]]
     table_names: ClassVar[tuple[str, ...]]
 
-    def __init__(self, tables: Mapping[str, sa.Table], *, label: str | None = None) -> None:
+    def __init__(
+        self,
+        tables: Mapping[str, sa.Table],
+        *,
+        label: str | None = None,
+        dialect: str = "postgresql",
+    ) -> None:
         missing = set(self.table_names) - set(tables)
         if missing:
             raise ValueError(f"{self.name}: no table given for {sorted(missing)}")
@@ -117,18 +133,30 @@ class Projection(abc.ABC):
         # The name its checkpoint and dead letters go under: the projection's own,
         # or a rebuild's while it fills shadow tables.
         self.label = label or self.name
+        self.dialect = dialect  # lets prepare() shape rows for the database's bulk path
 
     @abc.abstractmethod
-    async def apply(
-        self, conn: AsyncConnection, envelopes: Sequence[Envelope], bad: Sequence[BadCommit]
-    ) -> Outcome:
-        """Fold and write one batch inside the caller's transaction."""
+    def prepare(
+        self, envelopes: Sequence[Envelope], bad: Sequence[BadCommit], into: Prepared | None
+    ) -> Prepared:
+        """Fold part of a batch in memory (no I/O), adding to ``into`` when given.
 
-    def committed(self, outcome: Outcome) -> None:  # noqa: B027 - optional hook
-        """The batch's transaction committed: remember what it wrote."""
+        The runner feeds a batch in consecutive slices, so that a write in flight
+        gets the event loop between two of them.
+        """
 
-    def reset(self) -> None:  # noqa: B027 - optional hook
-        """Forget anything remembered: the tables were replaced under us."""
+    @abc.abstractmethod
+    async def write(self, conn: AsyncConnection, prepared: Prepared) -> Outcome:
+        """Write a prepared batch inside the caller's transaction."""
+
+
+@dataclass(slots=True)
+class _RowBatch(Prepared):
+    outcome: Outcome
+    before: dict[str, Row | None] = field(default_factory=dict)  # key -> row before the batch
+    rows: dict[str, Row] = field(default_factory=dict)  # key -> row after the batch
+    deferred: dict[str, list[Envelope]] = field(default_factory=dict)  # rows to read first
+    touched: dict[str, Touched] = field(default_factory=dict)
 
 
 class RowProjection(Projection):
@@ -143,31 +171,46 @@ class RowProjection(Projection):
         tables: Mapping[str, sa.Table],
         *,
         label: str | None = None,
+        dialect: str = "postgresql",
         cache_size: int | None = None,
     ) -> None:
-        super().__init__(tables, label=label)
+        super().__init__(tables, label=label, dialect=dialect)
         self.table = self.tables[self.table_names[0]]
         if cache_size is not None:
             self.cache_size = cache_size
-        self._cache: dict[tuple[str, Any], Row] = {}
+        self._cache: dict[str, Row] = {}  # aggregate key -> latest row
 
-    async def apply(
-        self, conn: AsyncConnection, envelopes: Sequence[Envelope], bad: Sequence[BadCommit]
-    ) -> Outcome:
-        by_aggregate = group_by_aggregate(envelopes)
-        prior = await self._prior_rows(conn, by_aggregate)
-        outcome = Outcome(dead_letters=[DeadLetter.of_commit(self.label, b) for b in bad])
-        rows: dict[tuple[str, Any], Row] = {}
-        for key, events in by_aggregate.items():
-            row = prior.get(key)
-            new, applied = self.fold(row, events, outcome.dead_letters)
-            outcome.applied += applied
-            if new is not None and new is not row:
-                rows[key] = new
-                outcome.touched.append(Touched(events[0].ref, new["version"], new["position"]))
-        await self.write(conn, prior, rows)
-        outcome.state = rows
-        return outcome
+    def prepare(
+        self, envelopes: Sequence[Envelope], bad: Sequence[BadCommit], into: Prepared | None
+    ) -> _RowBatch:
+        batch = into if isinstance(into, _RowBatch) else _RowBatch(Outcome())
+        batch.outcome.dead_letters.extend(DeadLetter.of_commit(self.label, b) for b in bad)
+        cache = self._cache
+        deferred = batch.deferred
+        for key, events in group_by_aggregate(envelopes).items():
+            if key in deferred:  # its earlier events wait for the row: these wait behind them
+                deferred[key].extend(events)
+                continue
+            row = cache.get(key)
+            if row is None and events[0].version > 1:
+                deferred[key] = events  # not born in this batch: it may have a row
+            else:
+                self._fold_into(batch, key, row, events)
+        return batch
+
+    async def write(self, conn: AsyncConnection, prepared: Prepared) -> Outcome:
+        assert isinstance(prepared, _RowBatch)
+        if prepared.deferred:
+            await self._fold_deferred(conn, prepared)
+        await self.write_rows(conn, prepared.before, prepared.rows)
+        prepared.outcome.touched = list(prepared.touched.values())
+        return prepared.outcome
+
+    async def write_rows(
+        self, conn: AsyncConnection, before: Mapping[str, Row | None], rows: Mapping[str, Row]
+    ) -> None:
+        """The thin writer: upsert every changed row in one statement."""
+        await bulk.upsert(conn, self.table, list(rows.values()))
 
     def fold(
         self, row: Row | None, events: Iterable[Envelope], dead_letters: list[DeadLetter]
@@ -204,52 +247,50 @@ class RowProjection(Projection):
         ref = envelope.ref
         return {"tenant_id": ref.tenant, "id": ref.id, "created_at": envelope.event.timestamp}
 
-    async def write(
-        self,
-        conn: AsyncConnection,
-        prior: Mapping[tuple[str, Any], Row],
-        rows: Mapping[tuple[str, Any], Row],
+    def _fold_into(
+        self, batch: _RowBatch, key: str, row: Row | None, events: list[Envelope]
     ) -> None:
-        """The thin writer: upsert every changed row in one statement."""
-        await bulk.upsert(conn, self.table, list(rows.values()))
-
-    def committed(self, outcome: Outcome) -> None:
+        outcome = batch.outcome
+        new, applied = self.fold(row, events, outcome.dead_letters)
+        outcome.applied += applied
+        if new is None or new is row:
+            return
+        if key not in batch.before:
+            batch.before[key] = row  # the row as the batch found it, for count deltas
+        batch.rows[key] = new
+        batch.touched[key] = Touched(events[0].ref, new["version"], new["position"])
         cache = self._cache
-        for key, row in outcome.state.items():
-            cache.pop(key, None)
-            cache[key] = row  # most recently written last
-        while len(cache) > self.cache_size:
+        cache.pop(key, None)
+        cache[key] = new  # most recently used last
+        if len(cache) > self.cache_size:
             del cache[next(iter(cache))]
 
-    def reset(self) -> None:
-        self._cache.clear()
-
-    async def _prior_rows(
-        self, conn: AsyncConnection, by_aggregate: Mapping[tuple[str, Any], list[Envelope]]
-    ) -> dict[tuple[str, Any], Row]:
-        cache = self._cache
-        prior: dict[tuple[str, Any], Row] = {}
-        wanted: list[tuple[str, Any]] = []
-        for key, events in by_aggregate.items():
-            row = cache.get(key)
+    async def _fold_deferred(self, conn: AsyncConnection, batch: _RowBatch) -> None:
+        # An earlier batch's write may have cached the row since this one was prepared.
+        wanted: dict[tuple[str, Any], str] = {}
+        found: dict[str, Row] = {}
+        for key, events in batch.deferred.items():
+            row = self._cache.get(key)
             if row is not None:
-                prior[key] = row
-            elif events[0].version > 1:  # not born in this batch: it may have a row
-                wanted.append(key)
+                found[key] = row
+            else:
+                ref = events[0].ref
+                wanted[(ref.tenant, ref.id)] = key
         if wanted:
-            for row in await bulk.fetch_rows(conn, self.table, wanted):
-                prior[(row["tenant_id"], row["id"])] = row
-        return prior
+            for row in await bulk.fetch_rows(conn, self.table, list(wanted)):
+                found[wanted[(row["tenant_id"], row["id"])]] = row
+        for key, events in batch.deferred.items():
+            self._fold_into(batch, key, found.get(key), events)
+        batch.deferred.clear()
 
 
-def group_by_aggregate(envelopes: Iterable[Envelope]) -> dict[tuple[str, Any], list[Envelope]]:
-    """Envelopes per (tenant, aggregate id), each list in stream order."""
-    groups: dict[tuple[str, Any], list[Envelope]] = {}
+def group_by_aggregate(envelopes: Iterable[Envelope]) -> dict[str, list[Envelope]]:
+    """Envelopes per aggregate key, each list in stream order."""
+    groups: dict[str, list[Envelope]] = {}
     for envelope in envelopes:
-        key = (envelope.ref.tenant, envelope.ref.id)
-        events = groups.get(key)
+        events = groups.get(envelope.key)
         if events is None:
-            groups[key] = [envelope]
+            groups[envelope.key] = [envelope]
         else:
             events.append(envelope)
     return groups

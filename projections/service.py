@@ -3,11 +3,15 @@
 One loop per process, in this order for every batch (invariant 4):
 
 1. fetch a batch from the durable consumer (``projections.feed``);
-2. in one transaction: lock the checkpoints, apply the batch to every
-   projection, park dead letters, advance the checkpoints; commit;
-3. acknowledge the batch; 4. publish change notices; 5. update metrics.
+2. fold it in memory (``ProjectionGroup.prepare``);
+3. in one transaction: lock and check the checkpoints, write every
+   projection's rows, park dead letters, advance the checkpoints; commit;
+4. acknowledge the batch; 5. publish change notices; 6. update metrics.
 
-A crash anywhere before 2 commits leaves nothing behind; a crash between the
+Steps 3-6 of batch N run while step 2 of batch N+1 computes, so the
+database and the Python process work at the same time; batches are still
+written strictly one after another, on one connection. A crash anywhere
+before a commit leaves nothing of that batch behind; a crash between the
 commit and the ack only causes a redelivery, which the checkpoints skip. Any
 error ends the session (connection, lease, feed, remembered rows) and a new
 one starts from the checkpoints after a short backoff, so the projector heals
@@ -37,7 +41,7 @@ from projections import catalog, checkpoints, lease
 from projections.envelope import CommitDecoder
 from projections.feed import ConsumerFeed, Delivery
 from projections.metrics import ProjectionMetrics
-from projections.runner import BatchResult, ProjectionGroup
+from projections.runner import BatchResult, PreparedBatch, ProjectionGroup, StaleBatch
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +94,8 @@ class Projector:
                 try:
                     if await self._session(nc, stop, until):
                         return
+                except StaleBatch as err:
+                    log.info("projector starts over from the checkpoints: %s", err)
                 except Exception as err:
                     self.metrics.restarts.inc()
                     log.warning("projector session ended: %s; restarting", err, exc_info=True)
@@ -133,12 +139,12 @@ class Projector:
             async with lease.hold(conn, self.durable, stop=stop) as held:
                 if not held:
                     return True
+                projections = catalog.build(self.names, dialect=self.engine.dialect.name)
                 group = ProjectionGroup(
-                    catalog.build(self.names),
-                    CommitDecoder(self.mapper, self.config.subject_prefix),
+                    projections, CommitDecoder(self.mapper, self.config.subject_prefix)
                 )
                 async with conn.begin():
-                    after = await group.prepare(conn)
+                    after = await group.start(conn)
                     await self._report_parked(conn)
                 if until is not None and after >= until:
                     return True
@@ -165,26 +171,46 @@ class Projector:
         stop: asyncio.Event,
         until: int | None,
     ) -> bool:
-        while not stop.is_set():
-            delivery = await feed.next(stop)
-            if delivery is None:
-                for label in group.labels:
-                    self.metrics.lag.labels(label).set(0)
-                self.caught_up.set()
-                continue
-            self.caught_up.clear()
-            result = await self._apply(conn, group, feed, delivery)
-            if until is not None and min(result.positions.values()) >= until:
-                return True
-        return True
+        writing: asyncio.Task[BatchResult] | None = None
+        try:
+            while not stop.is_set():
+                delivery = await feed.next(stop)
+                if delivery is None:
+                    if writing is not None:
+                        result, writing = await writing, None
+                        if _reached(result, until):
+                            return True
+                    for label in group.labels:
+                        self.metrics.lag.labels(label).set(0)
+                    self.caught_up.set()
+                    continue
+                self.caught_up.clear()
+                prepared = await group.prepare(delivery.commits)
+                if writing is not None:
+                    result, writing = await writing, None
+                    if _reached(result, until):
+                        return True  # the batch just prepared was never written: no harm
+                writing = asyncio.create_task(self._write(conn, group, feed, delivery, prepared))
+                if delivery.lag == 0:  # caught up: nothing to prepare meanwhile, finish now
+                    result, writing = await writing, None
+                    if _reached(result, until):
+                        return True
+            return True
+        finally:
+            if writing is not None:
+                await writing  # a batch in flight is committed and acked, or its error raised
 
-    async def _apply(
-        self, conn: AsyncConnection, group: ProjectionGroup, feed: ConsumerFeed, delivery: Delivery
+    async def _write(
+        self,
+        conn: AsyncConnection,
+        group: ProjectionGroup,
+        feed: ConsumerFeed,
+        delivery: Delivery,
+        prepared: PreparedBatch,
     ) -> BatchResult:
         started = time.perf_counter()
         async with conn.begin():
-            result = await group.apply(conn, delivery.commits)
-        group.committed(result)
+            result = await group.write(conn, prepared)
         await feed.ack(delivery)
         if self.bus is not None:
             try:
@@ -214,3 +240,7 @@ class Projector:
         counts = await checkpoints.dead_letter_counts(conn)
         for name in self.names:
             self.metrics.parked.labels(name).set(counts.get(name, 0))
+
+
+def _reached(result: BatchResult, until: int | None) -> bool:
+    return until is not None and min(result.positions.values()) >= until

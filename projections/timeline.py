@@ -8,31 +8,58 @@ fields as JSON. Rows are only ever appended.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from domain import Device, Fleet, Model
-from projections import bulk
+from infrastructure.database import json_dumps
+from projections import bulk, tables
 from projections.envelope import BadCommit, Envelope, event_fields
-from projections.projection import DeadLetter, Outcome, Projection, Touched
+from projections.projection import DeadLetter, Outcome, Prepared, Projection, Touched
+
+COLUMNS = tuple(c.name for c in tables.timeline.columns)
 
 
-def timeline_row(envelope: Envelope) -> dict[str, Any]:
-    """The audit row for one event (pure: the same envelope always gives the same row)."""
+def timeline_row(envelope: Envelope) -> tuple[Any, ...]:
+    """The audit row for one event, values in ``COLUMNS`` order (pure: same event, same row).
+
+    A tuple rather than a dict: this runs once per event and feeds COPY as is.
+    """
     event = envelope.event
     ref = envelope.ref
-    return {
-        "tenant_id": ref.tenant,
-        "aggregate_id": ref.id,
-        "version": event.originator_version,
-        "aggregate_type": ref.type,
-        "event_type": type(event).__name__,
-        "position": envelope.position,
-        "actor": event.actor,
-        "occurred_at": event.timestamp,
-        "payload": event_fields(event),
-    }
+    return (
+        ref.tenant,
+        ref.id,
+        event.originator_version,
+        ref.type,
+        type(event).__name__,
+        envelope.position,
+        event.actor,
+        event.timestamp,
+        event_fields(event),
+    )
+
+
+assert COLUMNS == (
+    "tenant_id",
+    "aggregate_id",
+    "version",
+    "aggregate_type",
+    "event_type",
+    "position",
+    "actor",
+    "occurred_at",
+    "payload",
+), "timeline_row must follow the table's column order"
+
+
+@dataclass(slots=True)
+class _Rows(Prepared):
+    outcome: Outcome
+    records: list[tuple[Any, ...]] = field(default_factory=list)
+    touched: dict[str, Touched] = field(default_factory=dict)
 
 
 class TimelineProjection(Projection):
@@ -40,21 +67,31 @@ class TimelineProjection(Projection):
     aggregate_types = frozenset({Device.TYPE, Fleet.TYPE, Model.TYPE})
     table_names = ("timeline",)
 
-    async def apply(
-        self, conn: AsyncConnection, envelopes: Sequence[Envelope], bad: Sequence[BadCommit]
-    ) -> Outcome:
-        outcome = Outcome(dead_letters=[DeadLetter.of_commit(self.label, b) for b in bad])
-        rows = []
-        last: dict[tuple[str, Any], Touched] = {}
+    def prepare(
+        self, envelopes: Sequence[Envelope], bad: Sequence[BadCommit], into: Prepared | None
+    ) -> _Rows:
+        prepared = into if isinstance(into, _Rows) else _Rows(Outcome())
+        outcome = prepared.outcome
+        outcome.dead_letters.extend(DeadLetter.of_commit(self.label, b) for b in bad)
+        records = prepared.records
+        touched = prepared.touched
+        # COPY takes JSON as text: encode here, off the write path, when that is the route.
+        as_text = self.dialect == "postgresql"
         for envelope in envelopes:
             try:
-                rows.append(timeline_row(envelope))
+                row = timeline_row(envelope)
+                if as_text:
+                    row = (*row[:-1], json_dumps(row[-1]))
             except Exception as err:
                 outcome.dead_letters.append(DeadLetter.of_event(self.label, envelope, err))
                 continue
-            key = (envelope.ref.tenant, envelope.ref.id)
-            last[key] = Touched(envelope.ref, envelope.version, envelope.position)
-        await bulk.append(conn, self.tables["timeline"], rows)
-        outcome.applied = len(rows)
-        outcome.touched = list(last.values())
-        return outcome
+            records.append(row)
+            touched[envelope.key] = Touched(envelope.ref, envelope.version, envelope.position)
+        outcome.applied = len(records)
+        return prepared
+
+    async def write(self, conn: AsyncConnection, prepared: Prepared) -> Outcome:
+        assert isinstance(prepared, _Rows)
+        await bulk.append(conn, self.tables["timeline"], prepared.records, json_as_text=True)
+        prepared.outcome.touched = list(prepared.touched.values())
+        return prepared.outcome

@@ -63,6 +63,7 @@ def upgrade() -> None:
         sa.Column("version", sa.Integer(), nullable=False),
         sa.Column("position", sa.BigInteger(), nullable=False),
         sa.PrimaryKeyConstraint("tenant_id", "id", name=op.f("pk_devices")),
+        postgresql_with={"fillfactor": "70"},
     )
     op.create_index(
         op.f("ix_devices_tenant_id_fleet_id"), "devices", ["tenant_id", "fleet_id"], unique=False
@@ -123,6 +124,7 @@ def upgrade() -> None:
         sa.Column("version", sa.Integer(), nullable=False),
         sa.Column("position", sa.BigInteger(), nullable=False),
         sa.PrimaryKeyConstraint("tenant_id", "id", name=op.f("pk_fleets")),
+        postgresql_with={"fillfactor": "70"},
     )
     op.create_index(op.f("ix_fleets_tenant_id_name"), "fleets", ["tenant_id", "name"], unique=True)
     op.create_table(
@@ -143,6 +145,7 @@ def upgrade() -> None:
         sa.Column("version", sa.Integer(), nullable=False),
         sa.Column("position", sa.BigInteger(), nullable=False),
         sa.PrimaryKeyConstraint("tenant_id", "id", name=op.f("pk_models")),
+        postgresql_with={"fillfactor": "70"},
     )
     op.create_index(
         op.f("ix_models_tenant_id_name_model_version"),
