@@ -21,12 +21,16 @@ same bytes. Metadata keys are sorted for the same reason.
 from __future__ import annotations
 
 import base64
-from collections.abc import Callable
+from collections.abc import AsyncGenerator, Callable
 from typing import BinaryIO
 
 import orjson
 
-from infrastructure.eventstore.port import EventStore, RecordedCommit
+from infrastructure.eventstore.port import EventStore, EventStoreError, RecordedCommit
+
+
+class ExportFailed(Exception):
+    """The log holds a commit that cannot be read, so it cannot be exported whole."""
 
 
 def commit_line(position: int, commit: RecordedCommit) -> bytes:
@@ -58,11 +62,28 @@ async def export_commits(
     on_commit: Callable[[RecordedCommit], None] | None = None,
 ) -> tuple[int, int]:
     """Write every commit up to the current head to ``out``; returns (commits, events)."""
-    commits = events = 0
-    async for commit in store.read_all():
-        commits += 1
-        events += len(commit.events)
-        out.write(commit_line(commits, commit))
-        if on_commit is not None:
-            on_commit(commit)
+    commits = events = last = 0
+    log = store.read_all()
+    try:
+        while True:
+            try:
+                commit = await anext(log)
+            except StopAsyncIteration:
+                break
+            except EventStoreError:
+                raise
+            except Exception as err:  # a message the store cannot decode
+                raise ExportFailed(
+                    f"the commit after position {last} cannot be read ({err!r}); "
+                    "`vigil events verify` lists every bad commit"
+                ) from err
+            last = commit.position
+            commits += 1
+            events += len(commit.events)
+            out.write(commit_line(commits, commit))
+            if on_commit is not None:
+                on_commit(commit)
+    finally:
+        if isinstance(log, AsyncGenerator):
+            await log.aclose()
     return commits, events

@@ -11,7 +11,7 @@ from eventsourcing.persistence import Mapper
 
 from domain import Device, Fleet, Model
 from domain.base import VigilAggregate
-from infrastructure.eventstore.port import EventStore, StreamRef
+from infrastructure.eventstore.port import EventStore, EventStoreError, StreamRef
 from infrastructure.replay.describe import (
     aggregate_state,
     event_actor,
@@ -22,6 +22,10 @@ from infrastructure.replay.describe import (
 from infrastructure.repository import Repository
 
 AGGREGATE_TYPES: dict[str, type[VigilAggregate]] = {cls.TYPE: cls for cls in (Device, Fleet, Model)}
+
+
+class ReplayFailed(Exception):
+    """The aggregate's events cannot be decoded and applied."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,23 +87,33 @@ async def aggregate_as_of(
     uses); the history is the events up to the version that state reached.
     """
     current = await store.current_version(ref)
-    aggregate = await Repository(store, mapper).load_as_of(ref, version=version, at=at)
-    reached = aggregate.version if aggregate is not None else 0
-    history: list[HistoryEntry] = []
-    if reached:
-        for commit in await store.load(ref, up_to_version=reached):
+    try:
+        aggregate = await Repository(store, mapper).load_as_of(ref, version=version, at=at)
+        reached = aggregate.version if aggregate is not None else 0
+        history: list[HistoryEntry] = []
+        commits = await store.load(ref, up_to_version=reached) if reached else []
+        for commit in commits:
             for stored in commit.events:
-                if stored.originator_version > reached:
-                    break
-                event = mapper.to_domain_event(stored)
-                history.append(
-                    HistoryEntry(
-                        position=commit.position,
-                        version=stored.originator_version,
-                        name=event_name(stored.topic),
-                        occurred_at=event_time(event),
-                        actor=event_actor(event),
-                        data=event_data(event),
-                    )
-                )
+                if stored.originator_version <= reached:
+                    event = mapper.to_domain_event(stored)
+                    history.append(_entry(commit.position, stored.topic, event))
+    except EventStoreError:
+        raise
+    except Exception as err:  # codec, cipher or topic: the log cannot be replayed as it is
+        raise ReplayFailed(
+            f"{ref} cannot be rebuilt: {err!r}; are VIGIL_EVENT_COMPRESSION and "
+            "VIGIL_CIPHER_KEY set as they were when it was written? "
+            "(`vigil events verify` lists every bad commit)"
+        ) from err
     return AsOf(ref, aggregate, history, current)
+
+
+def _entry(position: int, topic: str, event: Any) -> HistoryEntry:
+    return HistoryEntry(
+        position=position,
+        version=event.originator_version,
+        name=event_name(topic),
+        occurred_at=event_time(event),
+        actor=event_actor(event),
+        data=event_data(event),
+    )

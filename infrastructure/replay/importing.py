@@ -185,8 +185,9 @@ async def ensure_empty(store: EventStore) -> None:
     if head:
         raise ImportRefused(
             [
-                f"the target store is not empty (it holds commits up to position {head}); "
-                "import only into a new, empty store"
+                f"the target store is not empty (its last position is {head}); import only "
+                "into a new store (for JetStream: new VIGIL_STREAM and VIGIL_SUBJECT_PREFIX "
+                "names, or delete the stream first)"
             ]
         )
 

@@ -19,7 +19,7 @@ from infrastructure.eventstore.codec import build_mapper, new_cipher_key
 from infrastructure.eventstore.jetstream import JetStreamEventStore
 from infrastructure.eventstore.port import EventStore, NewCommit, StreamRef
 from infrastructure.eventstore.setup import JetStreamConfig, ensure_jetstream
-from infrastructure.replay.export import export_commits
+from infrastructure.replay.export import ExportFailed, export_commits
 from infrastructure.replay.importing import ImportRefused, import_file
 from infrastructure.repository import Repository
 from tests.conftest import unique_jetstream_config
@@ -160,3 +160,16 @@ async def test_a_file_with_bad_lines_is_refused_whole_and_nothing_is_written(
     assert problems[0].startswith("line 2:") and "versions must be contiguous" in problems[0]
     assert problems[1].startswith("line 3: not valid JSON")
     assert len(problems) == 2
+
+
+async def test_a_log_with_an_unreadable_commit_is_not_exported_in_part(
+    nats_client: Client, jetstream_store: JetStreamEventStore, jetstream_config: JetStreamConfig
+):
+    await history(jetstream_store, device(), [1, 1])
+    subject = f"{jetstream_config.subject_prefix}.acme.device.{uuid4().hex}"
+    await nats_client.jetstream().publish(subject, b"garbage")
+
+    with pytest.raises(ExportFailed) as failed:
+        await export_bytes(jetstream_store)
+
+    assert "the commit after position 2 cannot be read" in str(failed.value)

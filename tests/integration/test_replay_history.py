@@ -9,11 +9,11 @@ import orjson
 import pytest
 
 from domain.device import Device
-from infrastructure.eventstore.codec import build_mapper
+from infrastructure.eventstore.codec import build_mapper, new_cipher_key
 from infrastructure.eventstore.jetstream import JetStreamEventStore
 from infrastructure.eventstore.port import StreamRef
 from infrastructure.replay.describe import to_json
-from infrastructure.replay.history import aggregate_as_of
+from infrastructure.replay.history import ReplayFailed, aggregate_as_of
 from infrastructure.repository import Repository
 
 pytestmark = pytest.mark.integration
@@ -117,3 +117,16 @@ async def test_now_is_the_latest_version_and_it_reads_as_json(jetstream_store: J
     assert shown["id"] == str(ref.id) and shown["state"]["fleet_id"] == str(FLEET)
     assert [e["event"] for e in shown["history"]][-1] == "Device.Decommissioned"
     assert shown["history"][-1]["occurred_at"] == T3.isoformat()
+
+
+async def test_events_it_cannot_decode_fail_with_a_hint_at_the_settings(
+    jetstream_store: JetStreamEventStore,
+):
+    ref, _ = await device_with_a_history(jetstream_store)
+    encrypted = build_mapper(cipher_key=new_cipher_key())
+
+    with pytest.raises(ReplayFailed) as failed:
+        await aggregate_as_of(jetstream_store, encrypted, ref)
+
+    assert str(failed.value).startswith(f"{ref} cannot be rebuilt")
+    assert "VIGIL_CIPHER_KEY" in str(failed.value)

@@ -19,7 +19,8 @@ from infrastructure.eventstore.jetstream import JetStreamEventStore
 from infrastructure.eventstore.port import EventStoreError
 from infrastructure.eventstore.setup import JetStreamConfig
 from infrastructure.replay.connect import NatsNotFound, NatsUnreachable, connect, resolve_nats_url
-from infrastructure.replay.history import AGGREGATE_TYPES
+from infrastructure.replay.export import ExportFailed
+from infrastructure.replay.history import AGGREGATE_TYPES, ReplayFailed
 from infrastructure.replay.importing import ImportFailed, ImportRefused
 from infrastructure.replay.stream import StreamReader
 from vigil.bootstrap import jetstream_config
@@ -71,7 +72,14 @@ def run(main: Callable[[], Coroutine[Any, Any, None]]) -> None:
         output.fail(str(err), 2)
     except ImportRefused as err:
         output.fail("import refused, nothing was written:\n  " + "\n  ".join(err.problems), 1)
-    except (NatsNotFound, NatsUnreachable, EventStoreError, ImportFailed) as err:
+    except (
+        NatsNotFound,
+        NatsUnreachable,
+        EventStoreError,
+        ImportFailed,
+        ExportFailed,
+        ReplayFailed,
+    ) as err:
         output.fail(str(err), 1)
 
 
