@@ -123,7 +123,7 @@ async def park(conn: AsyncConnection, letters: Sequence[DeadLetter]) -> None:
 async def dead_letter_counts(conn: AsyncConnection) -> dict[str, int]:
     projection = dead_letters.c.projection
     query = sa.select(projection, sa.func.count()).group_by(projection)
-    return {name: count for name, count in (await conn.execute(query)).tuples()}
+    return {name: count for name, count in await conn.execute(query)}
 
 
 async def move_dead_letters(conn: AsyncConnection, source: str, target: str) -> None:

@@ -86,8 +86,14 @@ class Projector:
         self._feed: ConsumerFeed | None = None
         self.caught_up = asyncio.Event()  # set whenever the feed runs dry
 
-    async def run(self, stop: asyncio.Event, *, until: int | None = None) -> None:
-        """Project until ``stop`` is set, or, given ``until``, every position up to it."""
+    async def run(
+        self, stop: asyncio.Event, *, until: int | None = None, retry: bool = True
+    ) -> None:
+        """Project until ``stop`` is set, or, given ``until``, every position up to it.
+
+        With ``retry`` (the default) an error restarts the session after a pause,
+        forever; without it the error is raised (tools and tests want to know).
+        """
         nc = await self._connect()
         try:
             while not stop.is_set():
@@ -97,6 +103,8 @@ class Projector:
                 except StaleBatch as err:
                     log.info("projector starts over from the checkpoints: %s", err)
                 except Exception as err:
+                    if not retry:
+                        raise
                     self.metrics.restarts.inc()
                     log.warning("projector session ended: %s; restarting", err, exc_info=True)
                     with contextlib.suppress(TimeoutError):
@@ -111,7 +119,7 @@ class Projector:
             head = (await nc.jetstream().stream_info(self.config.stream)).state.last_seq
         finally:
             await nc.close()
-        await self.run(asyncio.Event(), until=head)
+        await self.run(asyncio.Event(), until=head, retry=False)
         return head
 
     async def _connect(self) -> Client:
