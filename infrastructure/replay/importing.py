@@ -134,7 +134,10 @@ def _lines(path: Path) -> Iterator[tuple[int, bytes]]:
 
 
 def check_file(path: Path, *, on_line: Callable[[int], None] | None = None) -> FileSummary:
-    """Check every line; raises ``ImportRefused`` listing the first problems found."""
+    """Check every line; raises ``ImportRefused`` listing the first problems found.
+
+    ``on_line`` gets each line's size in bytes, for progress.
+    """
     summary = FileSummary()
     keys: set[tuple[StreamRef, str]] = set()
     problems: list[str] = []
@@ -147,37 +150,41 @@ def check_file(path: Path, *, on_line: Callable[[int], None] | None = None) -> F
             if position <= last_position:
                 raise BadLine(number, f"position {position} does not follow {last_position}")
             last_position = position
-            ref = commit.ref
-            current = summary.versions.get(ref, 0)
-            if commit.expected_version != current:
-                raise BadLine(
-                    number,
-                    f"{ref} starts at version {commit.expected_version + 1} but "
-                    + (
-                        f"its last commit ended at {current}"
-                        if current
-                        else "has no earlier commit"
-                    )
-                    + " (versions must be contiguous from 1)",
-                )
-            if commit.idempotency_key is not None:
-                if (ref, commit.idempotency_key) in keys:
-                    raise BadLine(
-                        number, f"{ref} uses idempotency key {commit.idempotency_key!r} twice"
-                    )
-                keys.add((ref, commit.idempotency_key))
+            _check_continues(number, commit, summary.versions, keys)
         except BadLine as err:
             problems.append(str(err))
             if len(problems) >= _MAX_PROBLEMS:
                 problems.append("... stopped after the first problems")
                 break
             continue
-        summary.versions[ref] = commit.expected_version + len(commit.events)
+        summary.versions[commit.ref] = commit.expected_version + len(commit.events)
         summary.commits += 1
         summary.events += len(commit.events)
     if problems:
         raise ImportRefused(problems)
     return summary
+
+
+def _check_continues(
+    number: int,
+    commit: NewCommit,
+    versions: dict[StreamRef, int],
+    keys: set[tuple[StreamRef, str]],
+) -> None:
+    """The commit picks up where its aggregate's last one ended, with a key of its own."""
+    ref, current = commit.ref, versions.get(commit.ref, 0)
+    if commit.expected_version != current:
+        after = f"its last commit ended at {current}" if current else "has no earlier commit"
+        raise BadLine(
+            number,
+            f"{ref} starts at version {commit.expected_version + 1} but {after} "
+            "(versions must be contiguous from 1)",
+        )
+    key = commit.idempotency_key
+    if key is not None:
+        if (ref, key) in keys:
+            raise BadLine(number, f"{ref} uses idempotency key {key!r} twice")
+        keys.add((ref, key))
 
 
 async def ensure_empty(store: EventStore) -> None:
