@@ -10,12 +10,28 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import Route, WebSocketRoute
+from starlette.types import Receive, Scope, Send
 
 from commands.errors import JSONResponse, error_response
 from commands.http import CommandEndpoint
 from commands.openapi import openapi_document
 from vigil.bootstrap import Services
+
+
+class _GraphQLProxy:
+    """Forwards /graphql to the read side's app, which exists once the lifespan ran."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        services: Services = scope["app"].state.services
+        if services.read is None:
+            response = error_response(404, "not_found", "this process serves no read side")
+            if scope["type"] == "http":
+                await response(scope, receive, send)
+            else:
+                await send({"type": "websocket.close", "code": 4404})
+            return
+        await services.read.graphql(scope, receive, send)
 
 
 def create_app(open_services: Callable[[], Awaitable[Services]]) -> Starlette:
@@ -32,6 +48,8 @@ def create_app(open_services: Callable[[], Awaitable[Services]]) -> Starlette:
             max_body_bytes=services.max_body_bytes,
         )
         app.state.openapi = openapi_document(services.commands, version("vigil"))
+        if services.read is not None:
+            app.state.subscriptions = services.read.hub
         try:
             yield
         finally:
@@ -55,6 +73,11 @@ def create_app(open_services: Callable[[], Awaitable[Services]]) -> Starlette:
             head = await services.store.head_position()
         except Exception as err:
             return error_response(503, "not_ready", f"event store unreachable: {err}")
+        if services.read is not None:
+            try:
+                await services.read.ping()
+            except Exception as err:
+                return error_response(503, "not_ready", f"read-model database unreachable: {err}")
         return JSONResponse({"status": "ready", "head_position": head})
 
     async def metrics(request: Request) -> Response:
@@ -67,8 +90,11 @@ def create_app(open_services: Callable[[], Awaitable[Services]]) -> Starlette:
     async def method_not_allowed(request: Request, exc: Exception) -> Response:
         return error_response(405, "method_not_allowed", f"{request.method} not allowed here")
 
+    graphql = _GraphQLProxy()
     routes = [
         Route("/commands/{name}", command, methods=["POST"]),
+        Route("/graphql", graphql, methods=["GET", "POST"]),
+        WebSocketRoute("/graphql", graphql),
         Route("/openapi.json", openapi, methods=["GET"]),
         Route("/health", health, methods=["GET"]),
         Route("/ready", ready, methods=["GET"]),

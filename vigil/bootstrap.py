@@ -28,6 +28,7 @@ from infrastructure.eventstore.snapshots import SnapshotStore
 from infrastructure.eventstore.snapshots_kv import KeyValueSnapshotStore
 from infrastructure.repository import Repository
 from vigil.config import Settings
+from vigil.readside import ReadSide, open_read_side
 
 log = logging.getLogger(__name__)
 
@@ -44,8 +45,11 @@ class Services:
     commands: dict[str, CommandSpec[Any]] = field(default_factory=lambda: dict(COMMANDS))
     nc: NATS | None = None
     max_body_bytes: int = 64 * 1024
+    read: ReadSide | None = None
 
     async def close(self) -> None:
+        if self.read is not None:
+            await self.read.close()
         await self.repository.drain()
         await self.store.close()
         if self.nc is not None and not self.nc.is_closed:
@@ -106,14 +110,20 @@ async def connect_nats(url: str, *, name: str) -> NATS:
     )
 
 
-async def open_services(settings: Settings, nats_url: str) -> Services:
-    """Connect to NATS, make sure the stream and buckets exist, wire the write side."""
+async def open_services(
+    settings: Settings, nats_url: str, *, run_projector: bool = False, migrate: bool = False
+) -> Services:
+    """Connect to NATS, make sure the stream and buckets exist, wire both sides.
+
+    ``vigil up`` passes ``run_projector`` and ``migrate``; ``vigil api`` leaves
+    both to ``vigil migrate`` and separate ``vigil projector`` processes.
+    """
     nc = await connect_nats(nats_url, name="vigil-api")
     try:
         js = nc.jetstream()
         config = jetstream_config(settings)
         await ensure_jetstream(js, config)
-        return build_services(
+        services = build_services(
             JetStreamEventStore(nc, config),
             jwt_secret=settings.resolve_jwt_secret(),
             mapper=build_mapper(settings.compression, settings.cipher_key),
@@ -123,6 +133,18 @@ async def open_services(settings: Settings, nats_url: str) -> Services:
             max_body_bytes=settings.max_body_bytes,
             nc=nc,
         )
+        services.read = await open_read_side(
+            settings,
+            repository=services.repository,
+            authenticator=services.authenticator,
+            nats_url=nats_url,
+            nc=nc,
+            config=config,
+            registry=services.metrics.registry,
+            run_projector=run_projector,
+            migrate=migrate,
+        )
+        return services
     except BaseException:
         await nc.close()
         raise

@@ -30,6 +30,17 @@ def _int(env: Mapping[str, str], name: str, default: int, *, minimum: int = 0) -
     return value
 
 
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = (env.get(name) or "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name} must be true or false, got {raw!r}")
+
+
 def _choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str, ...]) -> str:
     value = env.get(name) or default
     if value not in choices:
@@ -57,6 +68,9 @@ class Settings:
     duplicate_window_seconds: int
     nats_sync: str  # "default" or "always": the embedded server's fsync policy
     log_level: str
+    debug: bool = False  # GraphQL shows internal error messages
+    graphql_introspection: bool = True
+    consistency_timeout: float = 5.0  # read-your-writes: longest wait for projections
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -88,6 +102,9 @@ class Settings:
             duplicate_window_seconds=_int(env, "VIGIL_DUPLICATE_WINDOW", 120, minimum=1),
             nats_sync=_choice(env, "VIGIL_NATS_SYNC", "default", ("default", "always")),
             log_level=(env.get("VIGIL_LOG_LEVEL") or "info").lower(),
+            debug=_bool(env, "VIGIL_DEBUG", False),
+            graphql_introspection=_bool(env, "VIGIL_GRAPHQL_INTROSPECTION", True),
+            consistency_timeout=_int(env, "VIGIL_CONSISTENCY_TIMEOUT_MS", 5000, minimum=1) / 1000,
         )
 
     @property

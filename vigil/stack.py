@@ -12,13 +12,13 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import Iterator
+from collections.abc import Awaitable, Iterator
 
 import uvicorn
 
 from infrastructure.natsd import NatsServer
 from vigil.app import create_app
-from vigil.bootstrap import open_services
+from vigil.bootstrap import Services, open_services
 from vigil.config import ConfigError, Settings
 
 log = logging.getLogger("vigil")
@@ -51,16 +51,19 @@ class _Server(uvicorn.Server):
         self.should_exit = True
 
 
-async def _serve_until_signal(settings: Settings, nats_url: str) -> None:
-    server = _Server(_uvicorn_config(settings, nats_url))
+async def _serve_until_signal(settings: Settings, nats_url: str, whole_stack: bool) -> None:
+    server = _Server(_uvicorn_config(settings, nats_url, whole_stack))
     # Handle signals for the whole run, including nats-server start-up and shutdown.
     with server.capture_signals():
         await server.serve()
 
 
-def _uvicorn_config(settings: Settings, nats_url: str) -> uvicorn.Config:
+def _uvicorn_config(settings: Settings, nats_url: str, whole_stack: bool) -> uvicorn.Config:
+    def open_all() -> Awaitable[Services]:
+        return open_services(settings, nats_url, run_projector=whole_stack, migrate=whole_stack)
+
     return uvicorn.Config(
-        create_app(lambda: open_services(settings, nats_url)),
+        create_app(open_all),
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,
@@ -72,12 +75,17 @@ def _uvicorn_config(settings: Settings, nats_url: str) -> uvicorn.Config:
     )
 
 
-async def serve(settings: Settings, *, embedded_allowed: bool = True) -> None:
-    """Serve the API until a signal arrives; start and stop nats-server if embedded."""
+async def serve(settings: Settings, *, whole_stack: bool) -> None:
+    """Serve until a signal arrives; start and stop nats-server if embedded.
+
+    ``whole_stack`` (``vigil up``) also migrates the read-model database and
+    runs the projector in this process; without it (``vigil api``) those are
+    ``vigil migrate``'s and ``vigil projector``'s jobs.
+    """
     if settings.nats_url is not None:
-        await _serve_until_signal(settings, settings.nats_url)
+        await _serve_until_signal(settings, settings.nats_url, whole_stack)
         return
-    if not embedded_allowed:
+    if not whole_stack:
         raise ConfigError("VIGIL_NATS_URL is not set; use `vigil up` for the embedded stack")
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     server = NatsServer(
@@ -87,6 +95,6 @@ async def serve(settings: Settings, *, embedded_allowed: bool = True) -> None:
     await server.start()
     log.info("embedded nats-server %s with JetStream under %s", server.url, server.store_dir)
     try:
-        await _serve_until_signal(settings, server.url)
+        await _serve_until_signal(settings, server.url, whole_stack)
     finally:
         await server.stop()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from vigil.cli import demo, stack
+from vigil.cli import demo, events, projections, stack
 
 app = typer.Typer(
     name="vigil",
@@ -17,6 +17,8 @@ app = typer.Typer(
     add_completion=False,
 )
 stack.register(app)
+projections.register(app)
+events.register(app)
 demo.register(app)
 
 

@@ -12,12 +12,12 @@ from vigil.cli.common import load_settings, setup_logging
 from vigil.config import ConfigError, Settings
 
 
-def _run(settings: Settings, *, embedded_allowed: bool) -> None:
+def _run(settings: Settings, *, whole_stack: bool) -> None:
     from vigil.stack import serve  # imports uvicorn and the app only when serving
 
     setup_logging(settings)
     try:
-        uvloop.run(serve(settings, embedded_allowed=embedded_allowed))
+        uvloop.run(serve(settings, whole_stack=whole_stack))
     except ConfigError as err:
         typer.secho(f"configuration error: {err}", fg=typer.colors.RED, err=True)
         raise typer.Exit(2) from err
@@ -42,7 +42,7 @@ def up(
             f"API on http://{settings.host}:{settings.port}  (get a token: vigil token)",
             err=True,
         )
-    _run(settings, embedded_allowed=True)
+    _run(settings, whole_stack=True)
 
 
 def api(
@@ -57,7 +57,7 @@ def api(
         settings,
         **{k: v for k, v in {"host": host, "port": port}.items() if v is not None},  # type: ignore[arg-type]
     )
-    _run(settings, embedded_allowed=False)
+    _run(settings, whole_stack=False)
 
 
 def token(
