@@ -179,6 +179,9 @@ class RowProjection(Projection):
         if cache_size is not None:
             self.cache_size = cache_size
         self._cache: dict[str, Row] = {}  # aggregate key -> latest row
+        # Keys some prepared, unwritten batch defers: until its write folds them, the
+        # cache may hold an older row for them, so later batches must defer them too.
+        self._awaiting: dict[str, int] = {}
 
     def prepare(
         self, envelopes: Sequence[Envelope], bad: Sequence[BadCommit], into: Prepared | None
@@ -187,13 +190,19 @@ class RowProjection(Projection):
         batch.outcome.dead_letters.extend(DeadLetter.of_commit(self.label, b) for b in bad)
         cache = self._cache
         deferred = batch.deferred
+        awaiting = self._awaiting
         for key, events in group_by_aggregate(envelopes).items():
-            if key in deferred:  # its earlier events wait for the row: these wait behind them
-                deferred[key].extend(events)
+            if key in awaiting:  # earlier events of it wait for their row: these wait behind
+                if key in deferred:
+                    deferred[key].extend(events)
+                else:
+                    deferred[key] = events
+                    awaiting[key] += 1
                 continue
             row = cache.get(key)
             if row is None and events[0].version > 1:
                 deferred[key] = events  # not born in this batch: it may have a row
+                awaiting[key] = 1
             else:
                 self._fold_into(batch, key, row, events)
         return batch
@@ -266,7 +275,9 @@ class RowProjection(Projection):
             del cache[next(iter(cache))]
 
     async def _fold_deferred(self, conn: AsyncConnection, batch: _RowBatch) -> None:
-        # An earlier batch's write may have cached the row since this one was prepared.
+        # Every earlier batch is written by now: the cache, if it has the row, has it
+        # as they left it (they deferred it too, or folded it before this one was
+        # prepared); otherwise the database has it.
         wanted: dict[tuple[str, Any], str] = {}
         found: dict[str, Row] = {}
         for key, events in batch.deferred.items():
@@ -279,8 +290,12 @@ class RowProjection(Projection):
         if wanted:
             for row in await bulk.fetch_rows(conn, self.table, list(wanted)):
                 found[wanted[(row["tenant_id"], row["id"])]] = row
+        awaiting = self._awaiting
         for key, events in batch.deferred.items():
             self._fold_into(batch, key, found.get(key), events)
+            awaiting[key] -= 1
+            if not awaiting[key]:
+                del awaiting[key]
         batch.deferred.clear()
 
 

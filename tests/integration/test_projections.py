@@ -345,3 +345,55 @@ def _at():
     from datetime import UTC, datetime
 
     return datetime(2031, 1, 1, tzinfo=UTC)
+
+
+async def test_rows_read_at_write_time_are_folded_in_order_across_pipelined_batches(
+    db_engine: AsyncEngine,
+):
+    """Batches are prepared ahead of their writes; a row not in memory waits for its read.
+
+    Three batches touch one device whose row only the database has: the second
+    is prepared before the first is written and the third after, when memory
+    holds the first batch's row but not yet the second's.
+    """
+    from infrastructure.eventstore.jetstream import aggregate_subject, encode_events
+    from projections import catalog
+    from projections.envelope import CommitDecoder, RawCommit
+
+    mapper = build_mapper()
+    decoder = CommitDecoder(mapper, "vigil.evt")
+    device = Device.register(
+        tenant_id="acme", serial_number="SN-P", hardware_profile="x", actor="a", at=_at()
+    )
+    subject = aggregate_subject("vigil.evt", StreamRef("acme", "device", device.id))
+
+    def commits() -> list[list]:
+        """One commit per pending event, at positions following the events' versions."""
+        return [
+            decoder.decode(  # type: ignore[misc]
+                RawCommit(subject, e.originator_version, encode_events([mapper.to_stored_event(e)]))
+            )
+            for e in device.collect_events()
+        ]
+
+    async def write(projection, prepared) -> None:
+        async with db_engine.begin() as conn:
+            await conn.execute(sa.text("SELECT 1"))  # as the runner's checkpoint lock would
+            await projection.write(conn, prepared)
+
+    first = catalog.build(["devices"], dialect=db_engine.dialect.name)[0]
+    [registered] = commits()
+    await write(first, first.prepare(registered, [], None))  # the row exists in the database
+    projection = catalog.build(["devices"], dialect=db_engine.dialect.name)[0]  # a cold cache
+    for severity in ("info", "warning", "critical"):
+        device.raise_anomaly("thermal", severity, "hot", actor="d", at=_at())
+    a, b, c = commits()
+    one = projection.prepare(a, [], None)
+    two = projection.prepare(b, [], None)
+    await write(projection, one)
+    three = projection.prepare(c, [], None)
+    await write(projection, two)
+    await write(projection, three)
+
+    [row] = await rows(db_engine, tables.devices, tables.devices.c.id == device.id)
+    assert (row["anomaly_count"], row["version"], row["health"]) == (3, 4, "critical")
