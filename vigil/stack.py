@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
+import socket
 from collections.abc import Awaitable, Iterator
 
 import uvicorn
@@ -44,6 +46,16 @@ class _Server(uvicorn.Server):
             for sig in signals:
                 loop.remove_signal_handler(sig)
 
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        # Everything built at start-up lives as long as the process: move it out of
+        # the collector's sight, and collect the young generation less eagerly.
+        # Full collections over those objects were 50-75 ms pauses, the p99 of
+        # the command API (see bench/results/append.json).
+        gc.collect()
+        gc.freeze()
+        gc.set_threshold(10_000, 20, 100)
+
     def _request_exit(self, sig: signal.Signals) -> None:
         log.info("%s received, shutting down", sig.name)
         if self.should_exit:
@@ -68,6 +80,9 @@ def _uvicorn_config(settings: Settings, nats_url: str, whole_stack: bool) -> uvi
         port=settings.port,
         log_level=settings.log_level,
         access_log=False,
+        server_header=False,
+        date_header=False,
+        proxy_headers=False,
         loop="uvloop",
         http="httptools",
         lifespan="on",
