@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 from graphql import FieldNode, GraphQLError, OperationDefinitionNode, OperationType, parse
+from starlette.websockets import WebSocketDisconnect
+from strawberry.http.exceptions import WebSocketDisconnected
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     BaseGraphQLTransportWSHandler,
@@ -28,6 +30,8 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
 )
 from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
     ConnectionInitMessage,
+    ErrorMessage,
+    Message,
     SubscribeMessage,
 )
 from strawberry.types import ExecutionResult
@@ -158,7 +162,8 @@ class HubTransportWSHandler(BaseGraphQLTransportWSHandler[Any, Any]):
             errors = error_payload(
                 f"at most {limit} subscriptions per connection", "TOO_MANY_SUBSCRIPTIONS"
             )
-            await self.websocket.send_json({"id": op_id, "type": "error", "payload": errors})
+            refusal = ErrorMessage(id=op_id, type="error", payload=errors)  # type: ignore[typeddict-item]
+            await self.send_message(refusal)
             return
         payload = message["payload"]
         policy = _DOCUMENTS.policy(payload["query"], payload.get("operationName"))
@@ -221,6 +226,14 @@ class HubTransportWSHandler(BaseGraphQLTransportWSHandler[Any, Any]):
         finally:
             if member.execution is not None:  # cancelled: the client completed or left
                 member.execution.leave(member)
+
+    async def send_message(self, message: Message) -> None:
+        # Always a text frame: the protocol's messages are JSON text, and a view whose
+        # encode_json returns bytes (orjson) would otherwise send binary frames.
+        try:
+            await self._request.send_text(orjson.dumps(message).decode())
+        except WebSocketDisconnect as err:
+            raise WebSocketDisconnected from err
 
     async def shutdown(self) -> None:
         await super().shutdown()

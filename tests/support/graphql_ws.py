@@ -83,6 +83,7 @@ class GraphQLWS:
     def __init__(self, ws: ClientConnection) -> None:
         self.ws = ws
         self._queues: dict[str, asyncio.Queue[dict[str, Any]]] = {}
+        self.binary_frames = 0
         self._closed: asyncio.Future[Closed] = asyncio.get_running_loop().create_future()
         self._reader = asyncio.create_task(self._read())
 
@@ -97,6 +98,7 @@ class GraphQLWS:
                 if init:
                     await client.init(payload)
                 yield client
+                assert client.binary_frames == 0, "graphql-transport-ws messages are text frames"
             finally:
                 client._reader.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -156,6 +158,8 @@ class GraphQLWS:
     async def _read(self) -> None:
         try:
             async for raw in self.ws:
+                if not isinstance(raw, str):  # the protocol's messages are JSON text
+                    self.binary_frames += 1
                 message = json.loads(raw)
                 if message["type"] == "ping":
                     await self.send({"type": "pong"})

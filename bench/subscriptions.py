@@ -1,0 +1,274 @@
+"""The subscription fan-out benchmark: ``python -m bench.subscriptions [--quick] [--output FILE]``.
+
+One event delivered to 5,000 live subscribers on one API process, measured
+from the commit to the last delivery, for Vigil and for a peer in the same
+run (DESIGN.md goal: p99 < 250 ms; the peer, one query run per subscriber,
+takes about 1.6 s).
+
+* API process: ``bench.subscriptions_server`` (the real read API on one
+  uvicorn worker) in ``vigil`` mode (one shared execution per subscription
+  key) or ``peer`` mode (strawberry's own one execution per subscriber).
+* Subscribers: ``bench.subscriptions_load`` in its own process, 50 websockets
+  multiplexing 100 subscriptions each (the per-connection limit), all to the
+  same query, variables and tenant.
+* deviceUpdated: this process plays the projector: it commits a new version
+  of the device's row to PostgreSQL, then publishes the change notice to
+  Redis; the clock starts when the commit returns.
+* events: this process commits a ``RaiseAnomaly`` through the command service
+  to JetStream; the clock starts when JetStream acknowledged it.
+
+Rounds run one at a time (the next starts once every subscriber has the
+previous one), so each latency is one event's. Nothing is asserted; figures
+go to ``bench/results/subscriptions.json``. nats-server, the database, the
+Redis channel's listeners and every process are gone at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import secrets
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from bench.common import (
+    BIN,
+    BenchDatabase,
+    Cleanup,
+    CpuWatch,
+    NatsProcess,
+    latency_summary,
+    machine_info,
+    make_workdir,
+    python_env,
+    spawn,
+    stop_process,
+    wait_for_port,
+)
+from bench.common import free_port as pick_port
+from bench.graphql import _pg_url
+from bench.subscriptions_writer import REDIS_URL, TENANT, Writer
+
+DEFAULT_OUTPUT = Path(__file__).resolve().parent / "results" / "subscriptions.json"
+GOAL_P99_MS = 250.0
+KINDS = ("device_updated", "events")
+
+
+def _log(message: str) -> None:
+    print(f"bench.subscriptions: {message}", file=sys.stderr, flush=True)
+
+
+async def hub_stats(port: int) -> dict[str, Any]:
+    import httpx
+
+    async with httpx.AsyncClient() as client:
+        stats: dict[str, Any] = (await client.get(f"http://127.0.0.1:{port}/bench/stats")).json()
+    return stats
+
+
+async def measure_kind(
+    writer: Writer, kind: str, port: int, token: str, server_pid: int, shape: dict[str, int]
+) -> dict[str, Any]:
+    variables: dict[str, Any] = {"id": str(writer.device)}
+    if kind == "events":
+        variables["after"] = await writer.store.head_position()
+    load = await asyncio.create_subprocess_exec(
+        *(sys.executable, "-m", "bench.subscriptions_load", "--port", str(port)),
+        *("--token", token, "--kind", "device" if kind == "device_updated" else "events"),
+        *("--connections", str(shape["connections"])),
+        *("--per-connection", str(shape["per_connection"])),
+        *("--rounds", str(shape["rounds"]), "--variables", json.dumps(variables)),
+        stdout=asyncio.subprocess.PIPE,
+        env=python_env(),
+        limit=256 * 1024 * 1024,  # the last line holds every arrival time
+    )
+    assert load.stdout is not None
+    try:
+
+        async def line() -> str:
+            raw = await asyncio.wait_for(load.stdout.readline(), 120)  # type: ignore[union-attr]
+            if not raw:
+                raise RuntimeError(f"load generator exited with {await load.wait()}")
+            return raw.decode().strip()
+
+        if (ready := await line()) != "READY":
+            raise RuntimeError(f"load generator said {ready!r}")
+        before = await hub_stats(port)
+        watch = CpuWatch({"server": server_pid, "load": load.pid})
+        watch.start()
+        commits = []
+        for r in range(1, shape["rounds"] + 1):
+            commit = writer.project_change if kind == "device_updated" else writer.append_event
+            commits.append(await commit())
+            if (done := await line()) != f"DONE {r}":
+                raise RuntimeError(f"round {r}: load generator said {done!r}")
+        cpu = watch.stop()
+        after = await hub_stats(port)
+        report = json.loads(await line())
+    finally:
+        if load.returncode is None:
+            load.kill()
+        await load.wait()
+    last = [max(arrivals) - t for arrivals, t in zip(report["arrivals"], commits, strict=True)]
+    every = [
+        a - t for arrivals, t in zip(report["arrivals"], commits, strict=True) for a in arrivals
+    ]
+    return {
+        "subscribers": report["subscribers"],
+        "rounds": shape["rounds"],
+        "subscribe_ramp_s": report["ramp_s"],
+        "last_delivery": latency_summary(last),
+        "every_delivery": latency_summary(every),
+        "cpu_cores": cpu,
+        # Executions the hub shared (peer: none, each subscriber runs its own) and
+        # read-model queries, per event.
+        "shared_executions": after["executions"],
+        "row_reads_per_event": (after["snapshot_reads"] - before["snapshot_reads"])
+        / shape["rounds"],
+    }
+
+
+async def measure_server(
+    mode: str,
+    writer: Writer,
+    shape: dict[str, int],
+    args: dict[str, str],
+    cleanup: Cleanup,
+    workdir: Path,
+) -> dict[str, Any]:
+    from commands.auth import issue_token
+
+    secret = secrets.token_hex(32)
+    port = pick_port()
+    server = spawn(
+        [
+            *(sys.executable, "-m", "bench.subscriptions_server", "--mode", mode),
+            *("--port", str(port), "--secret", secret, "--channel", writer.channel),
+            *(f"--{k}={v}" for k, v in args.items()),
+        ],
+        cleanup,
+        env=python_env(),
+        log=workdir / f"server-{mode}.log",
+        name=f"subscriptions server {mode}",
+    )
+    try:
+        wait_for_port(port, server)
+        token = issue_token(secret, subject="bench", tenant=TENANT, role="viewer")
+        figures: dict[str, Any] = {}
+        for kind in KINDS:
+            _log(f"{mode}: {kind}, {shape['connections'] * shape['per_connection']} subscribers")
+            figures[kind] = await measure_kind(writer, kind, port, token, server.pid, shape)
+        return figures
+    finally:
+        stop_process(server)
+
+
+async def run_async(quick: bool, cleanup: Cleanup) -> dict[str, Any]:
+    from infrastructure.eventstore.setup import JetStreamConfig
+
+    workdir = make_workdir(cleanup)
+    nats_server = NatsProcess(workdir, sync_always=False, cleanup=cleanup)
+    database = BenchDatabase(cleanup)
+    db_url = _pg_url(database.name)
+    config = JetStreamConfig(stream="BENCH_SUBS", subject_prefix="bench.subs")
+    writer = Writer(db_url, nats_server.url, config)
+    await writer.open()
+    try:
+        connections = 2 if quick else 50
+        shapes = {
+            "vigil": {
+                "connections": connections,
+                "per_connection": 100,
+                "rounds": 3 if quick else 30,
+            },
+            "peer": {
+                "connections": connections,
+                "per_connection": 100,
+                "rounds": 2 if quick else 5,
+            },
+        }
+        server_args = {
+            "nats": nats_server.url,
+            "stream": config.stream,
+            "prefix": config.subject_prefix,
+            "db": db_url,
+            "redis": REDIS_URL,
+        }
+        servers = {
+            mode: await measure_server(mode, writer, shape, server_args, cleanup, workdir)
+            for mode, shape in shapes.items()
+        }
+    finally:
+        await writer.close()
+    return {
+        "mode": "quick" if quick else "full",
+        "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": machine_info(),
+        "nats_server": str(BIN / "nats-server"),
+        "postgres_database": database.name,
+        "shapes": shapes,
+        "goal": {"last_delivery_p99_ms": GOAL_P99_MS},
+        "servers": servers,
+        "verdict": verdict(servers),
+    }
+
+
+def verdict(servers: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for kind in KINDS:
+        vigil = servers["vigil"][kind]["last_delivery"]["p99_ms"]
+        peer = servers["peer"][kind]["last_delivery"]["p99_ms"]
+        out[kind] = {
+            "vigil_p99_ms": vigil,
+            "peer_p99_ms": peer,
+            "goal_met": vigil < GOAL_P99_MS,
+            "peer_vs_vigil": round(peer / max(vigil, 1e-9), 1),
+        }
+    return out
+
+
+def print_table(results: dict[str, Any]) -> None:
+    print(
+        "| subscription | server | subscribers | rounds | last delivery p50 / p99 / max ms "
+        "| every delivery p99 ms | row reads per event | server CPU |"
+    )
+    print("|---|---|---:|---:|---|---:|---:|---:|")
+    for kind in KINDS:
+        for mode, figures in results["servers"].items():
+            f = figures[kind]
+            last = f["last_delivery"]
+            print(
+                f"| {kind} | {mode} | {f['subscribers']:,} | {f['rounds']} "
+                f"| {last['p50_ms']} / {last['p99_ms']} / {last['max_ms']} "
+                f"| {f['every_delivery']['p99_ms']} | {f['row_reads_per_event']:g} "
+                f"| {f['cpu_cores'].get('server', 0.0)} |"
+            )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.subscriptions", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="200 subscribers, a few rounds")
+    parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
+    args = parser.parse_args(argv)
+    started = time.monotonic()
+    cleanup = Cleanup()
+    try:
+        import uvloop
+
+        results = uvloop.run(run_async(args.quick, cleanup))
+    finally:
+        cleanup.run()
+    results["duration_s"] = round(time.monotonic() - started, 1)
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(results, indent=2) + "\n")
+    print_table(results)
+    _log(f"figures written to {args.output} in {results['duration_s']}s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
