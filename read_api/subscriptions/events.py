@@ -153,11 +153,28 @@ class _Decoded:
         return self._records
 
 
-class LiveEvents:
-    """Replay-then-live event streams, fed by one live feed per process."""
+Replay = Callable[[EventFilter, int], AsyncGenerator[RecordedCommit, None]]
+"""Commits from a position up to (at least) the head at call time, in order; every one
+``EventFilter`` wants is among them (others may be too: the stream filters again)."""
 
-    def __init__(self, store: EventStore, mapper: Mapper[UUID], *, queue_size: int = 10_000):
+
+class LiveEvents:
+    """Replay-then-live event streams, fed by one live feed per process.
+
+    ``replay`` defaults to the store's ``read_all`` (every commit of every
+    tenant); the JetStream hub passes a subject-filtered reader instead.
+    """
+
+    def __init__(
+        self,
+        store: EventStore,
+        mapper: Mapper[UUID],
+        *,
+        queue_size: int = 10_000,
+        replay: Replay | None = None,
+    ) -> None:
         self._store = store
+        self._replay = replay or self._read_all
         self._mapper = mapper
         self._queue_size = queue_size
         self._watches: dict[str, set[_Watch]] = {}  # by tenant
@@ -188,10 +205,7 @@ class LiveEvents:
         while True:
             head = await self._store.head_position()
             if head > covered:
-                replay = cast(
-                    AsyncGenerator[RecordedCommit, None], self._store.read_all(covered + 1)
-                )
-                async with contextlib.aclosing(replay) as commits:
+                async with contextlib.aclosing(self._replay(flt, covered + 1)) as commits:
                     async for commit in commits:
                         covered = commit.position
                         if flt.wants(commit) and (records := flt.select(self._records(commit))):
@@ -224,6 +238,9 @@ class LiveEvents:
             watches.discard(watch)
             if not watches and self._watches.get(flt.tenant) is watches:
                 del self._watches[flt.tenant]
+
+    def _read_all(self, flt: EventFilter, start: int) -> AsyncGenerator[RecordedCommit, None]:
+        return cast(AsyncGenerator[RecordedCommit, None], self._store.read_all(start))
 
     def _records(self, commit: RecordedCommit) -> list[EventRecord]:
         return to_records(self._mapper, commit)

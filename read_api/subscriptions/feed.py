@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import AsyncGenerator
 
 import nats.errors
 from nats.aio.msg import Msg
@@ -19,8 +20,8 @@ from nats.js import JetStreamContext
 from nats.js.api import ConsumerConfig, DeliverPolicy
 
 from infrastructure.eventstore.jetstream import JetStreamEventStore
-from infrastructure.eventstore.port import RecordedCommit
-from read_api.subscriptions.events import LiveEvents
+from infrastructure.eventstore.port import RecordedCommit, StoreUnavailable
+from read_api.subscriptions.events import EventFilter, LiveEvents
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +34,55 @@ def decode_commit(store: JetStreamEventStore, msg: Msg) -> RecordedCommit:
     """
     ref = store._ref_of(msg.subject)
     return store._decode(ref, msg.metadata.sequence.stream, msg.headers or {}, msg.data)
+
+
+def filter_subject(prefix: str, flt: EventFilter) -> str:
+    """The stream subjects holding the commits ``flt`` wants (see ``aggregate_subject``)."""
+    kind = flt.aggregate_type or "*"
+    ident = flt.aggregate_id.hex if flt.aggregate_id is not None else "*"
+    return f"{prefix}.{flt.tenant}.{kind}.{ident}"
+
+
+class JetStreamReplay:
+    """Replays only the subjects a filter names, with a short-lived ordered consumer.
+
+    A filtered subscription on a stream holding every tenant then reads its own
+    commits, not the whole log. It ends once the consumer has nothing pending,
+    which covers every matching commit up to the head when it was created.
+    """
+
+    def __init__(self, js: JetStreamContext, store: JetStreamEventStore, *, timeout: float = 5.0):
+        self._js = js
+        self._store = store
+        self._timeout = timeout
+
+    async def __call__(self, flt: EventFilter, start: int) -> AsyncGenerator[RecordedCommit, None]:
+        config = self._store.config
+        try:
+            sub = await self._js.subscribe(
+                filter_subject(config.subject_prefix, flt),
+                stream=config.stream,
+                ordered_consumer=True,
+                deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
+                config=ConsumerConfig(opt_start_seq=max(start, 1)),
+            )
+        except nats.errors.Error as err:
+            raise StoreUnavailable(f"cannot replay {config.stream}: {err}") from err
+        try:
+            info = await sub.consumer_info()
+            if info.num_pending == 0 and not (info.delivered and info.delivered.consumer_seq):
+                return  # nothing matches after ``start``
+            while True:
+                try:
+                    msg = await sub.next_msg(timeout=self._timeout)
+                except nats.errors.Error as err:
+                    raise StoreUnavailable(f"replaying {config.stream}: {err}") from err
+                yield decode_commit(self._store, msg)
+                if msg.metadata.num_pending == 0:
+                    return
+        finally:
+            with contextlib.suppress(nats.errors.Error):
+                await sub.unsubscribe()
 
 
 class JetStreamLiveFeed:

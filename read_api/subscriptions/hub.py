@@ -192,6 +192,13 @@ class Member:
             self.execution.leave(self)
         self.outbox.schedule(self)
 
+    def cancel(self) -> None:
+        """Stop at once, with no terminal frame (the client asked, or is gone)."""
+        self.ending = True
+        self.frames.clear()
+        if self.execution is not None:
+            self.execution.leave(self)
+
     def settle(self) -> None:
         if not self.finished.done():
             self.finished.set_result(None)

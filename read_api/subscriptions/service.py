@@ -13,7 +13,7 @@ from infrastructure.changes import ChangeBus
 from infrastructure.eventstore.jetstream import JetStreamEventStore
 from infrastructure.eventstore.port import EventStore
 from read_api.subscriptions.events import LiveEvents
-from read_api.subscriptions.feed import JetStreamLiveFeed
+from read_api.subscriptions.feed import JetStreamLiveFeed, JetStreamReplay
 from read_api.subscriptions.hub import FanOut
 from read_api.subscriptions.limits import SubscriptionLimits
 from read_api.subscriptions.notices import NoticeRouter
@@ -93,10 +93,15 @@ def build_hub(
     commits reach it only through ``hub.events.dispatch``.
     """
     limits = limits or SubscriptionLimits()
-    events = LiveEvents(store, mapper, queue_size=limits.live_backlog)
     feed = None
     if isinstance(store, JetStreamEventStore) and nc is not None:
-        feed = JetStreamLiveFeed(nc.jetstream(), store, events)
+        js = nc.jetstream()
+        events = LiveEvents(
+            store, mapper, queue_size=limits.live_backlog, replay=JetStreamReplay(js, store)
+        )
+        feed = JetStreamLiveFeed(js, store, events)
+    else:
+        events = LiveEvents(store, mapper, queue_size=limits.live_backlog)
     return SubscriptionHub(
         notices=NoticeRouter(bus, retry_delay=bus_retry_delay),
         events=events,

@@ -224,8 +224,7 @@ class HubTransportWSHandler(BaseGraphQLTransportWSHandler[Any, Any]):
         try:
             await member.finished
         finally:
-            if member.execution is not None:  # cancelled: the client completed or left
-                member.execution.leave(member)
+            member.cancel()  # the client completed or left: nothing more goes out
 
     async def send_message(self, message: Message) -> None:
         # Always a text frame: the protocol's messages are JSON text, and a view whose

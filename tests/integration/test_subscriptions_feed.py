@@ -16,6 +16,7 @@ from infrastructure.changes import LocalChangeBus
 from infrastructure.eventstore.codec import build_mapper
 from read_api.subscriptions import build_hub
 from read_api.subscriptions.events import EventFilter, to_records
+from read_api.subscriptions.feed import JetStreamReplay
 from tests.support.api import SECRET
 from vigil.bootstrap import build_services
 
@@ -89,3 +90,25 @@ async def test_a_subscriber_starting_amid_concurrent_writers_gets_each_commit_on
     assert seen == sorted(set(seen)), "in order, each once"
     assert set(seen) >= set(written)
     assert len(seen) == len(devices) + total
+
+
+async def test_a_filtered_replay_reads_only_the_subjects_it_names(
+    nats_client, jetstream_store, service
+):
+    replay = JetStreamReplay(nats_client.jetstream(), jetstream_store)
+    mine = await register(service, "acme")
+    other = await register(service, "acme")
+    foreign = await register(service, "globex")
+    positions = [await anomaly(service, "acme", mine, n) for n in range(3)]
+    await anomaly(service, "acme", other, 0)
+    await anomaly(service, "globex", foreign, 0)
+
+    by_id = [c async for c in replay(EventFilter("acme", aggregate_id=mine), 1)]
+    assert {c.ref.id for c in by_id} == {mine}
+    assert [c.position for c in by_id][1:] == positions
+    by_type = [c async for c in replay(EventFilter("acme", aggregate_type="device"), 1)]
+    assert {c.ref.id for c in by_type} == {mine, other}
+    assert [c async for c in replay(EventFilter("acme", aggregate_type="fleet"), 1)] == []
+    after_all = positions[-1] + 10
+    assert [c async for c in replay(EventFilter("acme"), after_all)] == []
+    assert [c.position for c in by_id] == sorted(c.position for c in by_id)
