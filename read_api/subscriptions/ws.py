@@ -38,14 +38,8 @@ from strawberry.types import ExecutionResult
 from strawberry.types.execution import PreExecutionError
 
 from commands.auth import Authenticator, AuthError, Principal
-from read_api.subscriptions.hub import (
-    ExecutionFailed,
-    Member,
-    Outbox,
-    Policy,
-    SubscriptionKey,
-    error_payload,
-)
+from read_api.subscriptions.hub import ExecutionFailed, SubscriptionKey
+from read_api.subscriptions.queues import Member, Outbox, Policy, error_payload
 
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator

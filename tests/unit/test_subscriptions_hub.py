@@ -8,15 +8,8 @@ from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 
 import pytest
 
-from read_api.subscriptions.hub import (
-    ExecutionFailed,
-    FanOut,
-    Member,
-    Outbox,
-    Policy,
-    SubscriptionKey,
-    error_list,
-)
+from read_api.subscriptions.hub import ExecutionFailed, FanOut, SubscriptionKey
+from read_api.subscriptions.queues import Member, Outbox, Policy, error_list
 
 
 class Socket:
