@@ -65,7 +65,7 @@ def _log(message: str) -> None:
 async def hub_stats(port: int) -> dict[str, Any]:
     import httpx
 
-    async with httpx.AsyncClient() as client:
+    async with httpx.AsyncClient(timeout=60.0) as client:
         stats: dict[str, Any] = (await client.get(f"http://127.0.0.1:{port}/bench/stats")).json()
     return stats
 
@@ -104,7 +104,11 @@ async def measure_kind(
         for r in range(1, shape["rounds"] + 1):
             commit = writer.project_change if kind == "device_updated" else writer.append_event
             commits.append(await commit())
-            if (done := await line()) != f"DONE {r}":
+            try:
+                done = await line()
+            except TimeoutError:
+                raise RuntimeError(f"round {r}: not every subscriber got the event") from None
+            if done != f"DONE {r}":
                 raise RuntimeError(f"round {r}: load generator said {done!r}")
         cpu = watch.stop()
         after = await hub_stats(port)
@@ -163,6 +167,10 @@ async def measure_server(
             _log(f"{mode}: {kind}, {shape['connections'] * shape['per_connection']} subscribers")
             figures[kind] = await measure_kind(writer, kind, port, token, server.pid, shape)
         return figures
+    except BaseException:
+        log = workdir / f"server-{mode}.log"
+        _log(f"{mode} server log ends with:\n{log.read_text()[-3000:] if log.exists() else ''}")
+        raise
     finally:
         stop_process(server)
 

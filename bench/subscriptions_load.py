@@ -123,6 +123,9 @@ class Load:
         self.counts: dict[str, int] = {}
         self.arrivals: list[list[float]] = [[] for _ in range(args.rounds)]
         self.done_rounds = 0
+        self.all_ids = [
+            f"{c}.{n}" for c in range(args.connections) for n in range(args.per_connection)
+        ]
         self.finished = asyncio.get_running_loop().create_future()
 
     def fail(self, why: str) -> None:
@@ -178,13 +181,30 @@ class Load:
             pass
         return conn
 
+    async def _watchdog(self, every: float = 30.0) -> None:
+        """Say on stderr who is still waiting, should a round take very long."""
+        while True:
+            await asyncio.sleep(every)
+            round_ = self.done_rounds + 1
+            missing = [op for op in self.all_ids if self.counts.get(op, 0) < round_]
+            print(
+                f"subscriptions_load: round {round_}: {len(missing)} of {self.total} still "
+                f"waiting, e.g. {missing[:5]}",
+                file=sys.stderr,
+                flush=True,
+            )
+
     async def run(self) -> dict[str, Any]:
         started = time.monotonic()
         conns = await asyncio.gather(*(self.open(i) for i in range(self.args.connections)))
         self.ready = True
         print("READY", flush=True)
         ramp = time.monotonic() - started
-        await self.finished
+        watchdog = asyncio.create_task(self._watchdog())
+        try:
+            await self.finished
+        finally:
+            watchdog.cancel()
         for conn in conns:
             assert conn.transport is not None
             conn.transport.close()

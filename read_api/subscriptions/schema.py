@@ -20,6 +20,7 @@ from strawberry.scalars import JSON
 from strawberry.types import Info
 
 from commands.auth import Principal
+from read_api.errors import BadInput, ReadApiError
 from read_api.subscriptions.events import EventFilter, EventRecord, SlowSubscription
 from read_api.subscriptions.service import SubscriptionHub
 from read_api.types.common import Long
@@ -28,6 +29,10 @@ from read_api.types.fleet import Fleet
 
 AGGREGATE_TYPES = ("device", "fleet", "model")
 _START = Long(0)  # before the first commit
+
+
+class SlowConsumer(ReadApiError):
+    code = "SLOW_CONSUMER"
 
 
 def _hub(info: Info[Any, Any]) -> SubscriptionHub:
@@ -133,12 +138,9 @@ class Subscription:
     ) -> AsyncGenerator[list[StreamEvent], None]:
         tenant = _principal(info).tenant
         if after < 0:
-            raise GraphQLError("after must be >= 0", extensions={"code": "BAD_INPUT"})
+            raise BadInput("after must be >= 0")
         if aggregate_type is not None and aggregate_type not in AGGREGATE_TYPES:
-            raise GraphQLError(
-                f"aggregateType must be one of {', '.join(AGGREGATE_TYPES)}",
-                extensions={"code": "BAD_INPUT"},
-            )
+            raise BadInput(f"aggregateType must be one of {', '.join(AGGREGATE_TYPES)}")
         flt = EventFilter(
             tenant=tenant,
             aggregate_type=aggregate_type,
@@ -150,6 +152,8 @@ class Subscription:
             async for records in stream:
                 yield [StreamEvent.of(r) for r in records]
         except SlowSubscription as err:
-            raise GraphQLError(str(err), extensions={"code": "SLOW_CONSUMER"}) from err
+            raise SlowConsumer(
+                f"{err}; resubscribe with after: the last position received"
+            ) from err
         finally:
             await stream.aclose()

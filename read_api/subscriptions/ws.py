@@ -34,7 +34,6 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
     Message,
     SubscribeMessage,
 )
-from strawberry.types import ExecutionResult
 from strawberry.types.execution import PreExecutionError
 
 from commands.auth import Authenticator, AuthError, Principal
@@ -91,15 +90,6 @@ def _shared_policy(query: str, operation_name: str | None) -> Policy | None:
 
 
 _DOCUMENTS = _Documents()
-
-
-def encode_result(result: ExecutionResult) -> str:
-    payload: dict[str, Any] = {"data": result.data}
-    if result.errors:
-        payload["errors"] = [err.formatted for err in result.errors]
-    if result.extensions:
-        payload["extensions"] = result.extensions
-    return orjson.dumps(payload).decode()
 
 
 class HubTransportWSHandler(BaseGraphQLTransportWSHandler[Any, Any]):
@@ -191,10 +181,11 @@ class HubTransportWSHandler(BaseGraphQLTransportWSHandler[Any, Any]):
             operation.operation_name,
             operation.variables,
         )
-        context = self.context
-        schema = self.schema
+        context, schema, view, request = self.context, self.schema, self.view, self._request
 
         async def produce() -> AsyncGenerator[str, None]:
+            # Results are formatted by the view's process_result, as over HTTP (error
+            # codes, masked bugs), once per event for every subscriber of the key.
             source = await schema.subscribe(
                 operation.query,
                 variable_values=operation.variables,
@@ -204,12 +195,11 @@ class HubTransportWSHandler(BaseGraphQLTransportWSHandler[Any, Any]):
             async with contextlib.aclosing(source):
                 first = True
                 async for result in source:
+                    payload = await view.process_result(request, result)
                     if first and isinstance(result, PreExecutionError):
-                        raise ExecutionFailed(
-                            orjson.dumps([e.formatted for e in result.errors or []]).decode()
-                        )
+                        raise ExecutionFailed(orjson.dumps(payload.get("errors", [])).decode())
                     first = False
-                    yield encode_result(result)
+                    yield orjson.dumps(payload).decode()
 
         self.hub.fanout.join(key, member, policy, produce)
         return member

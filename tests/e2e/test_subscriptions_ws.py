@@ -286,3 +286,16 @@ async def test_device_updated_fires_once_the_projector_has_committed_the_change(
         position = await acme.anomaly(device)
         raised = (await client.data("d"))["deviceUpdated"]
     assert (raised["anomalyCount"], raised["version"], raised["position"]) == (1, 2, position)
+
+
+async def test_bad_arguments_come_back_as_coded_errors_and_end_the_subscription(url):
+    async with GraphQLWS.connect(url, bearer()) as client:
+        await client.subscribe("bad", EVENTS, {"after": 0, "type": "spaceship"})
+        failed = await client.next("bad")
+        assert failed["type"] == "next"
+        assert failed["payload"]["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+        assert (await client.next("bad"))["type"] == "complete"
+        await client.subscribe("typo", "subscription { events(after: 0) { nope } }")
+        refused = await client.next("typo")
+        assert refused["type"] == "error"
+        assert refused["payload"][0]["extensions"]["code"]
