@@ -54,10 +54,11 @@ class CommandOutcome:
         return self.result.ref.id
 
     def as_json(self) -> dict[str, Any]:
+        """The response body, for orjson (which writes the UUID as its canonical string)."""
         return {
             "command": self.command,
             "aggregate_type": self.result.ref.type,
-            "aggregate_id": str(self.result.ref.id),
+            "aggregate_id": self.result.ref.id,
             "version": self.result.version,
             "position": self.result.position,
             "event_count": self.result.event_count,

@@ -19,6 +19,39 @@ from commands.openapi import openapi_document
 from vigil.bootstrap import Services
 
 
+class VigilApp(Starlette):
+    """Starlette, with ``POST /commands/{name}`` answered ahead of its middleware and router.
+
+    Commands are the hot path: the endpoint handles its own errors, so the
+    framework's layers in front of it would only add CPU to every command. Any
+    other request, and a command under a ``root_path``, takes the usual way
+    (where the same endpoint serves it), so 404s and 405s are Starlette's.
+    """
+
+    commands: CommandEndpoint | None = None  # set by the lifespan
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        endpoint = self.commands
+        if endpoint is not None and scope["type"] == "http" and scope["method"] == "POST":
+            path: str = scope["path"]
+            if path.startswith("/commands/") and not scope.get("root_path"):
+                name = path[10:]
+                if name and "/" not in name:
+                    scope["app"] = self
+                    await endpoint(scope, receive, send, name)
+                    return
+        await super().__call__(scope, receive, send)
+
+
+class _CommandRoute:
+    """The router's way to the command endpoint (e.g. under a ``root_path``)."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        app: VigilApp = scope["app"]
+        assert app.commands is not None  # the lifespan ran before any request
+        await app.commands(scope, receive, send, scope["path_params"]["name"])
+
+
 class _GraphQLProxy:
     """Forwards /graphql to the read side's app, which exists once the lifespan ran."""
 
@@ -34,14 +67,14 @@ class _GraphQLProxy:
         await services.read.graphql(scope, receive, send)
 
 
-def create_app(open_services: Callable[[], Awaitable[Services]]) -> Starlette:
+def create_app(open_services: Callable[[], Awaitable[Services]]) -> VigilApp:
     """Build the app; ``open_services`` runs in the lifespan, so nothing connects at import."""
 
     @contextlib.asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+    async def lifespan(app: VigilApp) -> AsyncIterator[None]:
         services = await open_services()
         app.state.services = services
-        app.state.commands = CommandEndpoint(
+        app.commands = CommandEndpoint(
             services.commands,
             services.service,
             services.authenticator,
@@ -54,10 +87,6 @@ def create_app(open_services: Callable[[], Awaitable[Services]]) -> Starlette:
             yield
         finally:
             await services.close()
-
-    async def command(request: Request) -> Response:
-        endpoint: CommandEndpoint = request.app.state.commands
-        return await endpoint(request)
 
     async def openapi(request: Request) -> Response:
         return JSONResponse(request.app.state.openapi)
@@ -92,7 +121,7 @@ def create_app(open_services: Callable[[], Awaitable[Services]]) -> Starlette:
 
     graphql = _GraphQLProxy()
     routes = [
-        Route("/commands/{name}", command, methods=["POST"]),
+        Route("/commands/{name}", _CommandRoute(), methods=["POST"]),
         Route("/graphql", graphql, methods=["GET", "POST"]),
         WebSocketRoute("/graphql", graphql),
         Route("/openapi.json", openapi, methods=["GET"]),
@@ -100,7 +129,7 @@ def create_app(open_services: Callable[[], Awaitable[Services]]) -> Starlette:
         Route("/ready", ready, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
     ]
-    return Starlette(
+    return VigilApp(
         routes=routes,
         lifespan=lifespan,
         exception_handlers={404: not_found, 405: method_not_allowed},
