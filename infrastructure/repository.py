@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import weakref
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -32,6 +31,50 @@ from infrastructure.eventstore.port import CommitResult, EventStore, NewCommit, 
 from infrastructure.eventstore.snapshots import KeyedCommit, SnapshotRecord, SnapshotStore
 
 log = logging.getLogger(__name__)
+
+_Key = tuple[str, str, int]
+
+
+def _key(ref: StreamRef) -> _Key:
+    """``ref`` as a dict key: a tuple hashes cheaply, the dataclass and its UUID do not."""
+    return (ref.tenant, ref.type, ref.id.int)
+
+
+class _Turn:
+    """One command's turn on an aggregate: ``async with`` waits for it, leaving ends it.
+
+    The lock lives in the table only while someone holds it or waits for it,
+    so the table needs no weak references and no sweeping.
+    """
+
+    __slots__ = ("_entry", "_key", "_locks")
+
+    def __init__(self, locks: dict[_Key, list[Any]], key: _Key) -> None:
+        self._locks = locks
+        self._key = key
+        self._entry: list[Any] = []
+
+    async def __aenter__(self) -> None:
+        entry = self._locks.get(self._key)
+        if entry is None:
+            entry = self._locks[self._key] = [asyncio.Lock(), 0]
+        self._entry = entry
+        entry[1] += 1
+        try:
+            await entry[0].acquire()
+        except BaseException:
+            self._leave()
+            raise
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self._entry[0].release()
+        self._leave()
+
+    def _leave(self) -> None:
+        entry = self._entry
+        entry[1] -= 1
+        if entry[1] == 0 and self._locks.get(self._key) is entry:
+            del self._locks[self._key]
 
 
 @dataclass(slots=True)
@@ -74,28 +117,23 @@ class Repository:
         self.snapshot_every = snapshot_every
         self.cache_size = cache_size
         self.keys_kept = keys_kept
-        self._cache: OrderedDict[StreamRef, Loaded] = OrderedDict()
-        self._locks: weakref.WeakValueDictionary[StreamRef, asyncio.Lock] = (
-            weakref.WeakValueDictionary()
-        )
+        self._cache: OrderedDict[_Key, Loaded] = OrderedDict()
+        self._locks: dict[_Key, list[Any]] = {}  # key -> [lock, holders and waiters]
         self._background: set[asyncio.Task[None]] = set()
 
-    def lock(self, ref: StreamRef) -> asyncio.Lock:
-        """The lock serialising commands on ``ref`` within this process."""
-        lock = self._locks.get(ref)
-        if lock is None:
-            lock = asyncio.Lock()
-            self._locks[ref] = lock
-        return lock
+    def lock(self, ref: StreamRef) -> _Turn:
+        """``async with repository.lock(ref)``: serialises commands on ``ref`` in this process."""
+        return _Turn(self._locks, (ref.tenant, ref.type, ref.id.int))
 
     def evict(self, ref: StreamRef) -> None:
         """Forget the cached aggregate, e.g. after a failed command may have mutated it."""
-        self._cache.pop(ref, None)
+        self._cache.pop(_key(ref), None)
 
     async def load(self, ref: StreamRef) -> Loaded:
-        cached = self._cache.get(ref)
+        key = (ref.tenant, ref.type, ref.id.int)
+        cached = self._cache.get(key)
         if cached is not None:
-            self._cache.move_to_end(ref)
+            self._cache.move_to_end(key)
             return cached
         loaded = await self._load_from_store(ref)
         if loaded.aggregate is not None:
@@ -199,10 +237,12 @@ class Repository:
         return loaded
 
     def _remember(self, loaded: Loaded) -> None:
-        self._cache[loaded.ref] = loaded
-        self._cache.move_to_end(loaded.ref)
-        while len(self._cache) > self.cache_size:
-            self._cache.popitem(last=False)
+        cache = self._cache
+        key = _key(loaded.ref)
+        cache[key] = loaded
+        cache.move_to_end(key)
+        while len(cache) > self.cache_size:
+            cache.popitem(last=False)
 
     def _remember_key(self, loaded: Loaded, key: str, result: CommitResult) -> None:
         loaded.recent_keys[key] = KeyedCommit(result.position, result.version, result.event_count)
