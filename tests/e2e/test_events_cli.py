@@ -342,6 +342,7 @@ async def test_aggregate_show_rebuilds_the_state_at_a_version(
         (["aggregate", "show", "device", str(uuid4()), "-t", "a.b"], "bad tenant 'a.b'"),
         (["events", "tail", "a/b/c/d"], "must look like TENANT[/TYPE[/ID]]"),
         (["events", "tail", "acme", "--tenant", "globex"], "tenant given twice"),
+        (["events", "tail", "--aggregate", "x"], "bad aggregate id 'x': not a UUID"),
         (["events", "tail", "--from", "3", "--last", "2"], "cannot be used together"),
     ],
 )

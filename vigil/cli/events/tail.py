@@ -57,7 +57,9 @@ def tail_command(
     ] = None,
     tenant_: Annotated[str | None, typer.Option("--tenant", "-t", help="Tenant id")] = None,
     type_: Annotated[str | None, typer.Option("--type", help="device, fleet or model")] = None,
-    id_: Annotated[str | None, typer.Option("--id", help="Aggregate id (UUID)")] = None,
+    id_: Annotated[
+        str | None, typer.Option("--id", "--aggregate", help="Aggregate id (UUID)")
+    ] = None,
     event: Annotated[
         list[str] | None,
         typer.Option(
