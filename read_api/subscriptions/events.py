@@ -1,19 +1,22 @@
 """events(): history replayed from the store, then the live feed, with no gap and no duplicate.
 
-Positions are the store's commit positions. A subscription starting ``after``
-position P works in two phases:
+Positions are the store's commit positions. The live feed (one per process,
+``feed.JetStreamLiveFeed``) calls ``LiveEvents.dispatch`` for every commit in
+position order; ``position`` is the last one it dispatched. A subscription
+starting ``after`` position P keeps ``covered``, the position up to which it
+has delivered every commit it wants:
 
-1. Replay: ``read_all(covered + 1)`` up to the head, ``covered`` advancing to
-   each commit read and finally to the head read before the pass.
-2. Switch: if the live feed has not dispatched past ``covered`` the watch is
-   registered *in the same step, with no await in between*, so every commit
-   the feed dispatches afterwards reaches it; otherwise another replay pass
-   covers what the feed went past. Live commits at or below ``covered`` (the
-   feed lagging the store) are skipped.
+1. While the feed has dispatched past ``covered``, replay from the store
+   (``covered + 1`` onwards): every commit the feed had dispatched when the
+   pass began is in it, so ``covered`` ends at least there.
+2. Once the feed has not dispatched past ``covered``, the watch is registered
+   *in the same step, with no await in between*: every commit the feed
+   dispatches from then on reaches it, and those at or below ``covered``
+   (replayed already, or older than ``after``) are skipped.
 
-The live feed (one per process, ``feed.JetStreamLiveFeed``) calls
-``LiveEvents.dispatch`` in position order. Every commit is decoded at most
-once per process, however many subscriptions want it.
+A subscription at the head needs no store read at all, so a crowd reconnecting
+at once costs the store nothing. Every commit is decoded at most once per
+process, however many subscriptions want it.
 """
 
 from __future__ import annotations
@@ -202,17 +205,15 @@ class LiveEvents:
         ``on_live`` is called once the replay is over and the live feed reaches the stream.
         """
         covered = max(after, 0)
-        while True:
-            head = await self._store.head_position()
-            if head > covered:
-                async with contextlib.aclosing(self._replay(flt, covered + 1)) as commits:
-                    async for commit in commits:
-                        covered = commit.position
-                        if flt.wants(commit) and (records := flt.select(self._records(commit))):
-                            yield records
-            covered = max(covered, head)
-            if self.position <= covered:
-                break  # no await until the watch is registered: nothing can slip between
+        while self.position > covered:
+            reached = self.position  # all committed before this replay starts
+            async with contextlib.aclosing(self._replay(flt, covered + 1)) as commits:
+                async for commit in commits:
+                    covered = commit.position
+                    if flt.wants(commit) and (records := flt.select(self._records(commit))):
+                        yield records
+            covered = max(covered, reached)
+        # No await from the check above until the watch is registered: nothing slips between.
         watch = _Watch(flt, covered, self._queue_size)
         watches = self._watches.setdefault(flt.tenant, set())
         watches.add(watch)

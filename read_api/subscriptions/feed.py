@@ -51,25 +51,36 @@ class JetStreamReplay:
     which covers every matching commit up to the head when it was created.
     """
 
-    def __init__(self, js: JetStreamContext, store: JetStreamEventStore, *, timeout: float = 5.0):
+    def __init__(
+        self,
+        js: JetStreamContext,
+        store: JetStreamEventStore,
+        *,
+        timeout: float = 5.0,
+        concurrency: int = 16,
+    ) -> None:
         self._js = js
         self._store = store
         self._timeout = timeout
+        # A crowd replaying at once must not flood JetStream's API with consumer creations.
+        self._gate = asyncio.Semaphore(concurrency)
 
     async def __call__(self, flt: EventFilter, start: int) -> AsyncGenerator[RecordedCommit, None]:
         config = self._store.config
+        async with self._gate:
+            try:
+                sub = await self._js.subscribe(
+                    filter_subject(config.subject_prefix, flt),
+                    stream=config.stream,
+                    ordered_consumer=True,
+                    deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
+                    config=ConsumerConfig(opt_start_seq=max(start, 1)),
+                )
+            except nats.errors.Error as err:
+                raise StoreUnavailable(f"cannot replay {config.stream}: {err}") from err
         try:
-            sub = await self._js.subscribe(
-                filter_subject(config.subject_prefix, flt),
-                stream=config.stream,
-                ordered_consumer=True,
-                deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
-                config=ConsumerConfig(opt_start_seq=max(start, 1)),
-            )
-        except nats.errors.Error as err:
-            raise StoreUnavailable(f"cannot replay {config.stream}: {err}") from err
-        try:
-            info = await sub.consumer_info()
+            async with self._gate:
+                info = await sub.consumer_info()
             if info.num_pending == 0 and not (info.delivered and info.delivered.consumer_seq):
                 return  # nothing matches after ``start``
             while True:

@@ -65,17 +65,40 @@ def world() -> World:
 
 async def test_history_then_live_with_no_gap_and_no_duplicate_when_the_feed_lags(world):
     device = (await world.commit("acme")).ref.id
-    for n in range(3):
+    first = await world.commit("acme", device, 0)
+    await world.feed()
+    for n in range(1, 3):  # in the store, not dispatched yet: the feed lags
         await world.commit("acme", device, n)
     got = []
     async with world.stream(EventFilter("acme")) as events:
-        for _ in range(4):
+        for _ in range(4):  # replay reads the store, past what the feed dispatched
             got.append(await anext(events))
-        # The feed is behind the store: it now dispatches what replay already gave.
         later = await world.commit("acme", device, 9)
-        await world.feed()
+        await world.feed()  # dispatches what replay gave, then the new commit
         got.append(await anext(events))
-    assert positions(got) == [1, 2, 3, 4, later.position]
+    assert positions(got) == [1, first.position, 3, 4, later.position]
+
+
+async def test_a_subscription_at_the_head_reads_nothing_from_the_store(world):
+    device = (await world.commit("acme")).ref.id
+    await world.feed()
+    reads: list[int] = []
+    real = world.live._replay
+
+    def counted(flt: EventFilter, start: int):
+        reads.append(start)
+        return real(flt, start)
+
+    world.live._replay = counted
+    live = asyncio.Event()
+    stream = world.live.stream(EventFilter("acme"), world.dispatched, on_live=live.set)
+    async with contextlib.aclosing(stream) as events:
+        waiting = asyncio.ensure_future(anext(events))
+        await live.wait()
+        position = (await world.commit("acme", device, 0)).position
+        await world.feed()
+        assert positions([await waiting]) == [position]
+    assert reads == []
 
 
 async def test_a_commit_the_feed_dispatches_during_replay_is_replayed_not_lost(world):
