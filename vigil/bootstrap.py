@@ -6,12 +6,15 @@ lifespan (or a CLI command) and hands ready objects to the code that needs them.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 import nats
+import nats.errors
 from eventsourcing.persistence import Mapper
 from nats.aio.client import Client as NATS
 
@@ -28,7 +31,9 @@ from infrastructure.eventstore.snapshots import SnapshotStore
 from infrastructure.eventstore.snapshots_kv import KeyValueSnapshotStore
 from infrastructure.repository import Repository
 from vigil.config import Settings
-from vigil.readside import ReadSide, open_read_side
+
+if TYPE_CHECKING:  # the read side pulls in SQLAlchemy, strawberry and the projector
+    from vigil.readside import ReadSide
 
 log = logging.getLogger(__name__)
 
@@ -96,18 +101,42 @@ def jetstream_config(settings: Settings) -> JetStreamConfig:
     )
 
 
-async def connect_nats(url: str, *, name: str) -> NATS:
+class NatsUnreachable(ConnectionError):
+    """The first connection to NATS failed; later drops are retried forever."""
+
+
+async def connect_nats(url: str, *, name: str, first_connect_timeout: float = 10.0) -> NATS:
+    """Connect once with a deadline, then reconnect forever after any later drop.
+
+    nats-py applies ``max_reconnect_attempts=-1`` to the first connection too,
+    which would make a wrong URL hang start-up silently.
+    """
+
     async def on_error(err: Exception) -> None:
         log.warning("nats: %s", err)
 
-    return await nats.connect(
-        url,
-        name=name,
-        max_reconnect_attempts=-1,
-        reconnect_time_wait=0.5,
-        error_cb=on_error,
-        pending_size=64 * 1024 * 1024,
-    )
+    nc = NATS()
+    try:
+        await asyncio.wait_for(
+            nc.connect(
+                url,
+                name=name,
+                allow_reconnect=True,
+                max_reconnect_attempts=-1,
+                reconnect_time_wait=1,
+                error_cb=on_error,
+                pending_size=64 * 1024 * 1024,
+            ),
+            first_connect_timeout,
+        )
+    except (TimeoutError, OSError, nats.errors.Error) as err:
+        with contextlib.suppress(Exception):
+            await nc.close()
+        raise NatsUnreachable(
+            f"cannot reach NATS at {url} within {first_connect_timeout:.0f}s ({err!r}); "
+            "check VIGIL_NATS_URL, or unset it to run the embedded server"
+        ) from err
+    return nc
 
 
 async def open_services(
@@ -133,6 +162,8 @@ async def open_services(
             max_body_bytes=settings.max_body_bytes,
             nc=nc,
         )
+        from vigil.readside import open_read_side  # only processes that serve need it
+
         services.read = await open_read_side(
             settings,
             repository=services.repository,

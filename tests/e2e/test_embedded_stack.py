@@ -112,3 +112,14 @@ def test_a_bad_setting_names_the_variable(tmp_path: Path):
     result = subprocess.run([VIGIL, "up"], env=env, capture_output=True, text=True, timeout=30)
     assert result.returncode == 2
     assert "VIGIL_PORT must be an integer" in result.stderr
+
+
+def test_vigil_api_with_an_unreachable_nats_names_the_url_and_exits(tmp_path: Path):
+    import os
+
+    url = f"nats://127.0.0.1:{free_port()}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VIGIL_")}
+    env.update(VIGIL_DATA_DIR=str(tmp_path), VIGIL_NATS_URL=url, VIGIL_PORT=str(free_port()))
+    result = subprocess.run([VIGIL, "api"], env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0
+    assert f"cannot reach NATS at {url}" in result.stderr
