@@ -54,6 +54,8 @@ def test_quick_subscription_benchmark_measures_vigil_and_the_peer(tmp_path: Path
         for kind, figures in kinds.items():
             shape = results["shapes"][server]
             assert figures["subscribers"] == shape["connections"] * shape["per_connection"]
+            assert _positive(figures["last_delivery_p99_median_window_ms"]), (server, kind)
+            assert len(figures["windows"]) == min(3, shape["rounds"])
             for name in ("p50_ms", "p99_ms", "max_ms"):
                 assert _positive(figures["last_delivery"][name]), (server, kind, name)
                 assert _positive(figures["every_delivery"][name]), (server, kind, name)
