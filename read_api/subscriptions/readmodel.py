@@ -1,38 +1,38 @@
-"""The rows deviceUpdated and fleetUpdated re-read after each change notice."""
+"""The rows deviceUpdated and fleetUpdated re-read after each change notice.
+
+The read API's own readers, straight from the database: never from the row
+cache, which a notice may not have reached yet when the subscription reads.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 from uuid import UUID
 
-import sqlalchemy as sa
 from sqlalchemy.engine import Row
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from projections.tables import devices, fleets
+from read_api.readers.devices import get_device
+from read_api.readers.fleets import get_fleet
 
-_DEVICE = sa.select(devices).where(
-    devices.c.tenant_id == sa.bindparam("tenant"), devices.c.id == sa.bindparam("id")
-)
-_FLEET = sa.select(fleets).where(
-    fleets.c.tenant_id == sa.bindparam("tenant"), fleets.c.id == sa.bindparam("id")
-)
+Read = Callable[[AsyncConnection, str, UUID], Awaitable[Row[Any] | None]]
 
 
 class SnapshotReader:
-    """One query per read, always scoped by tenant (invariant 8)."""
+    """One query per read, always scoped by tenant (invariant 8); counts its reads."""
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
         self.reads = 0
 
     async def device(self, tenant: str, device_id: UUID) -> Row[Any] | None:
-        return await self._one(_DEVICE, tenant, device_id)
+        return await self._one(get_device, tenant, device_id)
 
     async def fleet(self, tenant: str, fleet_id: UUID) -> Row[Any] | None:
-        return await self._one(_FLEET, tenant, fleet_id)
+        return await self._one(get_fleet, tenant, fleet_id)
 
-    async def _one(self, query: sa.Select[Any], tenant: str, id_: UUID) -> Row[Any] | None:
+    async def _one(self, read: Read, tenant: str, id_: UUID) -> Row[Any] | None:
         self.reads += 1
         async with self._engine.connect() as conn:
-            return (await conn.execute(query, {"tenant": tenant, "id": id_})).first()
+            return await read(conn, tenant, id_)
