@@ -123,6 +123,7 @@ class Load:
         self.counts: dict[str, int] = {}
         self.arrivals: list[list[float]] = [[] for _ in range(args.rounds)]
         self.done_rounds = 0
+        self.last_done = time.monotonic()
         self.all_ids = [
             f"{c}.{n}" for c in range(args.connections) for n in range(args.per_connection)
         ]
@@ -152,6 +153,7 @@ class Load:
         arrivals.append(now)
         if len(arrivals) == self.total:
             self.done_rounds = n
+            self.last_done = now
             print(f"DONE {n}", flush=True)
             if n == self.args.rounds and not self.finished.done():
                 self.finished.set_result(None)
@@ -185,6 +187,8 @@ class Load:
         """Say on stderr who is still waiting, should a round take very long."""
         while True:
             await asyncio.sleep(every)
+            if time.monotonic() - self.last_done < every:
+                continue
             round_ = self.done_rounds + 1
             missing = [op for op in self.all_ids if self.counts.get(op, 0) < round_]
             print(
