@@ -270,10 +270,6 @@ subscription Device($id: UUID!) {
 """
 
 
-# projections.checkpoints.dead_letter_counts calls Result.tuples(), deprecated in
-# SQLAlchemy 2.1; under filterwarnings=error that ends every projector session.
-# Reported to the projections engineer; drop this mark once it is gone.
-@pytest.mark.filterwarnings("ignore:The Result.tuples:sqlalchemy.exc.SADeprecationWarning")
 async def test_device_updated_fires_once_the_projector_has_committed_the_change(
     url, services, projector
 ):
