@@ -83,6 +83,14 @@ class ReadContext:
             self._loaders = make(self)
         return self._loaders
 
+    def renew(self) -> None:
+        """Forget batched loads, so the next result reads the read models afresh.
+
+        A subscription's context lives as long as its websocket; without this,
+        nested fields of every pushed update would repeat the first load.
+        """
+        self._loaders = None
+
     def connect(self) -> AsyncConnection:
         return self.services.engine.connect()
 
