@@ -11,10 +11,11 @@ the aggregate's subject to end at (``Nats-Expected-Last-Subject-Sequence``). A
 bounded LRU maps each aggregate to its head (version, sequence), so an append
 on a known aggregate costs exactly one round trip.
 
-The append path writes its ``HPUB`` itself: nats-py takes headers only as a
-dict, which it checks and encodes one by one on every publish, a sizeable share
-of a commit's CPU. The header block is built here as bytes instead: the same
-headers with the same values, so the stored commits are byte for byte the same.
+The append path builds its header block as bytes and hands it to
+``replies.Replies``, which publishes it and takes JetStream's ack straight
+from the client's parser (nats-py's own path for both was the larger part of
+a commit's CPU). The headers and their values are the same as ever, so the
+stored commits are byte for byte what nats-py would have sent.
 
 Idempotency: ``Nats-Msg-Id`` answers a retry inside the duplicate window when
 the aggregate is still where the retry expects it. The server checks the
@@ -27,10 +28,8 @@ here; the repository checks the keys of the commits it loaded before deciding.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import functools
-import itertools
 import re
 from collections import OrderedDict
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
@@ -43,7 +42,6 @@ import nats.errors
 from eventsourcing.persistence import StoredEvent
 from nats.aio.client import Client
 from nats.aio.msg import Msg
-from nats.aio.subscription import Subscription
 from nats.js import JetStreamContext
 from nats.js.api import ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
@@ -60,6 +58,7 @@ from infrastructure.eventstore.port import (
     StreamRef,
     check_commit,
 )
+from infrastructure.eventstore.replies import Replies, Reply
 from infrastructure.eventstore.setup import JetStreamConfig
 
 H_EXPECTED_SEQ = "Nats-Expected-Last-Subject-Sequence"
@@ -150,105 +149,6 @@ def _key(ref: StreamRef) -> tuple[str, str, int]:
     return (ref.tenant, ref.type, ref.id.int)
 
 
-class _Replies:
-    """Request/reply over one wildcard inbox subscription, with the least work per request.
-
-    ``Client.request`` draws a random token and wraps every wait in
-    ``asyncio.wait_for``; on the append path that overhead is a sizeable share
-    of the CPU a commit costs. Here a counter names the reply and one timer
-    bounds the wait.
-    """
-
-    def __init__(self, nc: Client, timeout: float) -> None:
-        self._nc = nc
-        self._timeout = timeout
-        self._prefix = ""
-        self._waiting: dict[str, asyncio.Future[Msg]] = {}
-        self._counter = itertools.count(1)
-        self._sub: Subscription | None = None
-        self._lock = asyncio.Lock()
-
-    async def request(self, subject: str, payload: bytes, head: bytes | None = None) -> Msg:
-        """The first reply; raises nats' ``TimeoutError``/``NoRespondersError`` like ``request``.
-
-        ``head`` is a complete NATS header block (``NATS/1.0\\r\\n...\\r\\n\\r\\n``).
-        """
-        if self._sub is None:
-            await self._subscribe()
-        token = str(next(self._counter))
-        loop = asyncio.get_running_loop()
-        reply: asyncio.Future[Msg] = loop.create_future()
-        self._waiting[token] = reply
-        timer = loop.call_later(self._timeout, _expire, reply)
-        try:
-            await self._publish(subject, self._prefix + token, payload, head)
-            msg = await reply
-        finally:
-            timer.cancel()
-            del self._waiting[token]
-        if msg.headers and msg.headers.get("Status") == "503" and not msg.data:
-            raise nats.errors.NoRespondersError
-        return msg
-
-    async def _publish(self, subject: str, reply: str, payload: bytes, head: bytes | None) -> None:
-        """``Client.publish`` with the header block already encoded.
-
-        The same checks, errors, statistics and buffering as nats-py's own
-        (pinned in pyproject.toml: this leans on its private ``_send_command``).
-        """
-        nc = self._nc
-        if nc.is_closed:
-            raise nats.errors.ConnectionClosedError
-        if nc.is_draining_pubs:
-            raise nats.errors.ConnectionDrainingError
-        size = len(payload)
-        if not nc.is_connected:
-            limit = nc._max_pending_size
-            if limit <= 0 or size + nc.pending_data_size > limit:
-                raise nats.errors.OutboundBufferLimitError
-        if size > nc.max_payload:
-            raise nats.errors.MaxPayloadError
-        if head is None:
-            command = b"PUB %s %s %d\r\n%s\r\n" % (subject.encode(), reply.encode(), size, payload)
-        else:
-            command = b"HPUB %s %s %d %d\r\n%s%s\r\n" % (
-                subject.encode(),
-                reply.encode(),
-                len(head),
-                len(head) + size,
-                head,
-                payload,
-            )
-        nc.stats["out_msgs"] += 1
-        nc.stats["out_bytes"] += size
-        await nc._send_command(command)
-        if nc._flush_queue is not None and nc._flush_queue.empty():
-            await nc._flush_pending()
-
-    async def close(self) -> None:
-        if self._sub is not None:
-            with contextlib.suppress(nats.errors.Error):
-                await self._sub.unsubscribe()
-            self._sub = None
-
-    async def _subscribe(self) -> None:
-        async with self._lock:
-            if self._sub is None:
-                prefix = self._nc.new_inbox() + "."
-                self._sub = await self._nc.subscribe(prefix + "*", cb=self._deliver)
-                self._prefix = prefix
-
-    async def _deliver(self, msg: Msg) -> None:
-        reply = self._waiting.get(msg.subject[len(self._prefix) :])
-        if reply is not None and not reply.done():
-            reply.set_result(msg)
-
-
-def _expire(reply: asyncio.Future[Msg]) -> None:
-    if not reply.done():
-        reply.set_exception(nats.errors.TimeoutError())
-
-
 class JetStreamEventStore(EventStore):
     """``EventStore`` on a JetStream stream created by ``setup.ensure_jetstream``.
 
@@ -285,7 +185,7 @@ class JetStreamEventStore(EventStore):
         # _key(ref) -> (version, stream sequence, subject) of the aggregate's last commit
         self._heads: OrderedDict[tuple[str, str, int], tuple[int, int, str]] = OrderedDict()
         self._refs: dict[str, StreamRef] = {}  # subject -> ref, for decoding live messages
-        self._replies = _Replies(self._nc, timeout)
+        self._replies = Replies(self._nc, timeout)
 
     @property
     def config(self) -> JetStreamConfig:
@@ -550,7 +450,7 @@ class JetStreamEventStore(EventStore):
             )
         return _head_of(headers)
 
-    async def _request(self, subject: str, payload: bytes) -> Msg | None:
+    async def _request(self, subject: str, payload: bytes) -> Reply | None:
         """A direct get; ``None`` when there is no such message."""
         try:
             msg = await self._replies.request(subject, payload)
