@@ -14,7 +14,7 @@ connection, a pull request of a dead process) and raises ``FeedBroken``, as
 does a disconnect: the projector then reopens from its checkpoint rather than
 acknowledge past a hole. Only when the same jump shows up again right after
 reopening at the same place is it taken for what it then is: messages an
-operator deleted from the stream.
+operator deleted from the stream (the caller passes ``tolerate_gap``).
 
 **Acknowledgement.** ``AckPolicy.ALL``: acknowledging the last message of a
 committed batch acknowledges the batch, one publish per transaction.
@@ -52,7 +52,15 @@ Sink = Callable[[bytes, bytes, bytes, bytes | None], None]
 
 
 class FeedBroken(Exception):
-    """Deliveries can no longer be trusted to be complete; reopen from the checkpoint."""
+    """Deliveries can no longer be trusted to be complete; reopen from the checkpoint.
+
+    ``gap_after`` is set when the break was a jump in sequence right after that
+    position: reopening there with ``tolerate_gap=True`` accepts the jump once.
+    """
+
+    def __init__(self, reason: str, gap_after: int | None = None) -> None:
+        super().__init__(reason)
+        self.gap_after = gap_after
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,17 +161,20 @@ class ConsumerFeed:
         self._wake = asyncio.Event()
         self._broken: BaseException | None = None
         self._last = 0
-        self._gap_seen_after: int | None = None  # a jump right after open, seen once
         self._tolerate_gap = False
         self._lag = 0
 
     # -- lifecycle ---------------------------------------------------------------------
 
-    async def open(self, after: int) -> None:
-        """Start delivering from ``after + 1``, realigning the durable consumer if needed."""
+    async def open(self, after: int, *, tolerate_gap: bool = False) -> None:
+        """Start delivering from ``after + 1``, realigning the durable consumer if needed.
+
+        ``tolerate_gap`` accepts a first message beyond ``after + 1``: the caller
+        saw the same jump from the same place before, so the stream lacks them.
+        """
         await self._realign(after)
         self._last, self._broken = after, None
-        self._tolerate_gap = self._gap_seen_after == after
+        self._tolerate_gap = tolerate_gap
         self._buffer.clear()
         self._requests.clear()
         await self._inbox.open()
@@ -251,13 +262,11 @@ class ConsumerFeed:
             return
         if seq <= self._last:
             return  # a redelivery of something already handed out
-        if seq != self._last + 1:
-            if self._tolerate_gap:
-                self._tolerate_gap = False
-            else:
-                self._gap_seen_after = self._last
-                self.broken(f"delivery jumped from {self._last} to {seq}: a message went missing")
-                return
+        if seq != self._last + 1 and not self._tolerate_gap:
+            reason = f"delivery jumped from {self._last} to {seq}: a message went missing"
+            self._broken = FeedBroken(reason, gap_after=self._last)
+            self._wake.set()
+            return
         self._last = seq
         self._tolerate_gap = False
         buffer = self._buffer

@@ -224,8 +224,14 @@ class RowProjection(Projection):
     def fold(
         self, row: Row | None, events: Iterable[Envelope], dead_letters: list[DeadLetter]
     ) -> tuple[Row | None, int]:
-        """Apply ``events`` of one aggregate to its row; failures become dead letters."""
+        """Apply ``events`` of one aggregate to its row; failures become dead letters.
+
+        Returns a new row (the given one is never changed) and how many events
+        applied. Each apply function sees the row as the events before it left
+        it and returns its changes, which land only once it has returned.
+        """
         applied = 0
+        mine: Row | None = None  # our own copy, once we have made one
         for envelope in events:
             event = envelope.event
             try:
@@ -235,20 +241,20 @@ class RowProjection(Projection):
                 if row is None:
                     if type(event) not in self.creates:
                         raise LookupError("no row yet: the aggregate's first event was not applied")
-                    base: Row = self.new_row(envelope)
+                    base = self.new_row(envelope)
+                    changes = apply(base, event)
+                    row = mine = base
                 else:
-                    base = row
-                changes = apply(base, event)
+                    changes = apply(row, event)
             except Exception as err:
                 dead_letters.append(DeadLetter.of_event(self.label, envelope, err))
                 continue
-            row = {
-                **base,
-                **changes,
-                "version": event.originator_version,
-                "position": envelope.position,
-                "updated_at": event.timestamp,
-            }
+            if mine is None:
+                row = mine = dict(row)
+            mine.update(changes)
+            mine["version"] = event.originator_version
+            mine["position"] = envelope.position
+            mine["updated_at"] = event.timestamp
             applied += 1
         return row, applied
 

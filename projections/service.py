@@ -39,7 +39,7 @@ from infrastructure.eventstore.codec import build_mapper
 from infrastructure.eventstore.setup import JetStreamConfig
 from projections import catalog, checkpoints, lease
 from projections.envelope import CommitDecoder
-from projections.feed import ConsumerFeed, Delivery
+from projections.feed import ConsumerFeed, Delivery, FeedBroken
 from projections.metrics import ProjectionMetrics
 from projections.runner import BatchResult, PreparedBatch, ProjectionGroup, StaleBatch
 
@@ -84,6 +84,7 @@ class Projector:
         self.idle_timeout = idle_timeout
         self.retry_delay = retry_delay
         self._feed: ConsumerFeed | None = None
+        self._gap_after: int | None = None  # where the last session saw the stream jump
         self.caught_up = asyncio.Event()  # set whenever the feed runs dry
 
     async def run(
@@ -102,6 +103,10 @@ class Projector:
                         return
                 except StaleBatch as err:
                     log.info("projector starts over from the checkpoints: %s", err)
+                except FeedBroken as err:
+                    # Reopen at once; a jump seen again from the same place is then accepted.
+                    self._gap_after = err.gap_after
+                    log.warning("projector reopens its feed: %s", err)
                 except Exception as err:
                     if not retry:
                         raise
@@ -163,7 +168,8 @@ class Projector:
                     batch_size=self.batch_size,
                     idle_timeout=self.idle_timeout,
                 )
-                await feed.open(after)
+                await feed.open(after, tolerate_gap=self._gap_after == after)
+                self._gap_after = None
                 self._feed = feed
                 try:
                     return await self._consume(conn, group, feed, stop, until)

@@ -22,13 +22,15 @@ from projections.projection import DeadLetter, Outcome, Prepared, Projection, To
 COLUMNS = tuple(c.name for c in tables.timeline.columns)
 
 
-def timeline_row(envelope: Envelope) -> tuple[Any, ...]:
+def timeline_row(envelope: Envelope, *, json_text: bool = False) -> tuple[Any, ...]:
     """The audit row for one event, values in ``COLUMNS`` order (pure: same event, same row).
 
     A tuple rather than a dict: this runs once per event and feeds COPY as is.
+    ``json_text`` gives the payload as JSON text, which is what COPY takes.
     """
     event = envelope.event
     ref = envelope.ref
+    payload = event_fields(event)
     return (
         ref.tenant,
         ref.id,
@@ -38,7 +40,7 @@ def timeline_row(envelope: Envelope) -> tuple[Any, ...]:
         envelope.position,
         event.actor,
         event.timestamp,
-        event_fields(event),
+        json_dumps(payload) if json_text else payload,
     )
 
 
@@ -79,9 +81,7 @@ class TimelineProjection(Projection):
         as_text = self.dialect == "postgresql"
         for envelope in envelopes:
             try:
-                row = timeline_row(envelope)
-                if as_text:
-                    row = (*row[:-1], json_dumps(row[-1]))
+                row = timeline_row(envelope, json_text=as_text)
             except Exception as err:
                 outcome.dead_letters.append(DeadLetter.of_event(self.label, envelope, err))
                 continue

@@ -397,3 +397,28 @@ async def test_rows_read_at_write_time_are_folded_in_order_across_pipelined_batc
 
     [row] = await rows(db_engine, tables.devices, tables.devices.c.id == device.id)
     assert (row["anomaly_count"], row["version"], row["health"]) == (3, 4, "critical")
+
+
+async def test_messages_deleted_from_the_stream_are_stepped_over_not_waited_for(
+    db_engine: AsyncEngine,
+    nats_server: str,
+    nats_client: Client,
+    jetstream_config: JetStreamConfig,
+    repository: Repository,
+):
+    await drive(repository, tenant="before", devices=5, seed=31)
+    gone = await drive(repository, tenant="gone", devices=1, seed=32)
+    await drive(repository, tenant="after", devices=5, seed=33)
+    js = nats_client.jetstream()
+    deleted = 0
+    for seq in range(1, await repository.store.head_position() + 1):
+        message = await js.get_msg(jetstream_config.stream, seq)
+        if ".gone." in (message.subject or ""):
+            await js.delete_msg(jetstream_config.stream, seq)  # an operator's doing
+            deleted += 1
+
+    head = await projector(db_engine, nats_server, jetstream_config).catch_up()
+
+    tenants = {row["tenant_id"] for row in await rows(db_engine, tables.devices)}
+    assert tenants == {"before", "after"} and deleted == gone.commits
+    assert set((await dump(db_engine, names=()))["checkpoints"].values()) == {head}

@@ -248,3 +248,27 @@ def test_shadow_tables_keep_columns_and_keys_under_their_own_names():
     assert {str(ix.name) for ix in copy.indexes} == {
         str(ix.name).replace("ix_devices_", "ix_devices__rebuild_") for ix in live.indexes
     }
+
+
+def test_a_creation_that_fails_to_apply_leaves_no_row_behind():
+    device = a_device()
+    [registered] = envelopes(device)
+    registered.event.__dict__.pop("serial_number")  # an event its apply function cannot read
+    device.come_online(actor="dev", at=at(1))
+
+    row, letters = fold("devices", [registered, *envelopes(device, start=2)])
+
+    assert row is None
+    assert [letter.event_type for letter in letters] == ["device.Registered", "device.CameOnline"]
+
+
+def test_folding_never_changes_the_row_it_was_given():
+    device = a_device()
+    row, _ = fold("devices", envelopes(device))
+    kept = dict(row)
+    device.come_online(actor="dev", at=at(1))
+    device.raise_anomaly("thermal", "critical", "hot", actor="dev", at=at(2))
+
+    new, _ = fold("devices", envelopes(device, start=2), row)
+
+    assert row == kept and new is not row and new["anomaly_count"] == 1
