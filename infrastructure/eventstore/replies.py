@@ -18,6 +18,7 @@ from the parser the same way; the two hooks chain.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import itertools
 from collections.abc import Callable
@@ -93,10 +94,12 @@ def _sinks(nc: Client) -> dict[int, _Sink]:
 
 
 class Replies:
-    """Requests over one wildcard inbox: a counter names each reply, one timer bounds its wait.
+    """Requests over one wildcard inbox: a counter names each reply, one timer bounds the waits.
 
     ``Client.request`` draws a random token and wraps every wait in
-    ``asyncio.wait_for``, on top of the per-message costs above.
+    ``asyncio.wait_for``, on top of the per-message costs above. Here every
+    request has the same timeout, so deadlines come in order: they queue up,
+    and a single timer, set for the oldest, expires whatever is still waiting.
     """
 
     def __init__(self, nc: Client, timeout: float) -> None:
@@ -104,6 +107,8 @@ class Replies:
         self._timeout = timeout
         self._prefix = b""
         self._waiting: dict[bytes, asyncio.Future[Reply]] = {}
+        self._deadlines: collections.deque[tuple[float, bytes]] = collections.deque()
+        self._timer: asyncio.TimerHandle | None = None
         self._counter = itertools.count(1)
         self._sub: Subscription | None = None
         self._lock = asyncio.Lock()
@@ -119,18 +124,23 @@ class Replies:
         loop = asyncio.get_running_loop()
         reply: asyncio.Future[Reply] = loop.create_future()
         self._waiting[token] = reply
-        timer = loop.call_later(self._timeout, _expire, reply)
+        deadline = loop.time() + self._timeout
+        self._deadlines.append((deadline, token))
+        if self._timer is None:
+            self._timer = loop.call_at(deadline, self._expire)
         try:
             await publish(self._nc, subject.encode(), self._prefix + token, payload, head)
             msg = await reply
         finally:
-            timer.cancel()
             del self._waiting[token]
         if not msg.data and msg.headers and msg.headers.get("Status") == "503":
             raise nats.errors.NoRespondersError
         return msg
 
     async def close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         if self._sub is not None:
             _sinks(self._nc).pop(self._sub._id, None)
             with contextlib.suppress(nats.errors.Error):
@@ -151,10 +161,18 @@ class Replies:
         if reply is not None and not reply.done():
             reply.set_result(Reply(data, headers))
 
-
-def _expire(reply: asyncio.Future[Reply]) -> None:
-    if not reply.done():
-        reply.set_exception(nats.errors.TimeoutError())
+    def _expire(self) -> None:
+        """Fail the requests whose deadline passed; wait for the next oldest."""
+        self._timer = None
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        deadlines = self._deadlines
+        while deadlines and deadlines[0][0] <= now:
+            reply = self._waiting.get(deadlines.popleft()[1])
+            if reply is not None and not reply.done():
+                reply.set_exception(nats.errors.TimeoutError())
+        if deadlines:
+            self._timer = loop.call_at(deadlines[0][0], self._expire)
 
 
 async def publish(
