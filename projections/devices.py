@@ -29,7 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from domain import device as d
 from domain.device import Device
 from projections import bulk
-from projections.projection import Apply, Changes, Row, RowProjection
+from projections.rows import Apply, Changes, Row, RowProjection
 
 UNKNOWN, HEALTHY, DEGRADED, CRITICAL = "unknown", "healthy", "degraded", "critical"
 _HEALTH_RANK = {UNKNOWN: 0, HEALTHY: 1, DEGRADED: 2, CRITICAL: 3}

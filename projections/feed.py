@@ -22,8 +22,8 @@ committed batch acknowledges the batch, one publish per transaction.
 **Speed.** nats-py builds a ``Msg``, parses headers and schedules a task
 hop per message for ``fetch``, about 4x the whole budget of a projector that
 must apply 50,000 events/s. The feed instead takes messages for its inbox
-straight from the client's protocol parser (``_RawInbox``): subject, reply
-and body, nothing else. It keeps two batches of pull requests in flight, so
+straight from the client's protocol parser (``projections.rawinbox``):
+subject, reply and body, nothing else. It keeps two batches of pull requests in flight, so
 the next batch arrives while this one is written. This reaches into one
 private method of nats-py, pinned to 2.16 in pyproject; every projection
 test runs through it against a real server.
@@ -35,20 +35,16 @@ import asyncio
 import collections
 import contextlib
 import json
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import nats.errors
 from nats.aio.client import Client
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
 
 from infrastructure.eventstore.setup import JetStreamConfig
 from projections.envelope import RawCommit
-
-_SINKS = "_vigil_raw_sinks"
-Sink = Callable[[bytes, bytes, bytes, bytes | None], None]
+from projections.rawinbox import RawInbox
 
 
 class FeedBroken(Exception):
@@ -70,54 +66,6 @@ class Delivery:
     commits: list[RawCommit]
     ack_subject: str
     lag: int
-
-
-class _RawInbox:
-    """A subscription whose messages go to ``sink`` untouched, bypassing nats-py's ``Msg``."""
-
-    def __init__(self, nc: Client, sink: Sink) -> None:
-        self._nc = nc
-        self._sink = sink
-        self.subject = nc.new_inbox()
-        self._sid: int | None = None
-
-    async def open(self) -> None:
-        sinks = _sinks(self._nc)
-        sub = await self._nc.subscribe(self.subject)
-        self._sid = sub._id
-        sinks[self._sid] = self._sink
-
-    async def close(self) -> None:
-        if self._sid is None:
-            return
-        _sinks(self._nc).pop(self._sid, None)
-        sub = self._nc._subs.get(self._sid)
-        self._sid = None
-        if sub is not None:
-            with contextlib.suppress(nats.errors.Error):
-                await sub.unsubscribe()
-
-
-def _sinks(nc: Client) -> dict[int, Sink]:
-    """The client's raw sinks, installing the parser hook on first use."""
-    sinks: dict[int, Sink] | None = getattr(nc, _SINKS, None)
-    if sinks is None:
-        installed: dict[int, Sink] = {}
-        original = nc._process_msg
-
-        async def process_msg(
-            sid: int, subject: bytes, reply: bytes, data: bytes, headers: bytes | None
-        ) -> None:
-            sink = installed.get(sid)
-            if sink is None:
-                await original(sid, subject, reply, data, headers)  # type: ignore[arg-type]
-            else:
-                sink(subject, reply, data, headers)
-
-        setattr(nc, "_process_msg", process_msg)  # noqa: B010 - an instance override, on purpose
-        setattr(nc, _SINKS, installed)
-        sinks = installed
-    return sinks
 
 
 def _sequence_and_pending(reply: bytes) -> tuple[int, int]:
@@ -155,7 +103,7 @@ class ConsumerFeed:
         self._ack_wait = ack_wait
         self._inactive_threshold = inactive_threshold
         self._next_subject = f"$JS.API.CONSUMER.MSG.NEXT.{config.stream}.{durable}"
-        self._inbox = _RawInbox(nc, self._receive)
+        self._inbox = RawInbox(nc, self._receive)
         self._buffer: collections.deque[tuple[RawCommit, bytes, int]] = collections.deque()
         self._requests: collections.deque[int] = collections.deque()  # credits left, oldest first
         self._wake = asyncio.Event()

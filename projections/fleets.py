@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from domain.fleet import Fleet
-from projections.projection import Apply, Changes, RowProjection
+from projections.rows import Apply, Changes, RowProjection
 
 RUNNING, PAUSED = "running", "paused"
 COMPLETED, HALTED, ROLLED_BACK = "completed", "halted", "rolled_back"

@@ -7,7 +7,7 @@ from typing import Any
 
 from domain import model as m
 from domain.model import Model
-from projections.projection import Apply, Changes, RowProjection
+from projections.rows import Apply, Changes, RowProjection
 
 
 def registered(row: Mapping[str, Any], e: Model.Registered) -> Changes:

@@ -37,7 +37,7 @@ from projections import catalog, checkpoints, lease, shadow
 from projections.envelope import CommitDecoder
 from projections.feed import ConsumerFeed
 from projections.runner import ProjectionGroup
-from projections.service import DEFAULT_DURABLE
+from projections.service import DEFAULT_BATCH, DEFAULT_DURABLE
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +63,7 @@ class Rebuild:
         name: str,
         mapper: Mapper[UUID] | None = None,
         *,
-        batch_size: int = 5000,
+        batch_size: int = DEFAULT_BATCH,
         durable: str = DEFAULT_DURABLE,
         progress: Progress | None = None,
     ) -> None:

@@ -46,6 +46,9 @@ from projections.runner import BatchResult, PreparedBatch, ProjectionGroup, Stal
 log = logging.getLogger(__name__)
 
 DEFAULT_DURABLE = "vigil-projector"
+# Most events per transaction. At the tail batches are as small as what arrived;
+# in a catch-up, larger ones fold more events of each aggregate into one row write.
+DEFAULT_BATCH = 10_000
 
 
 class Projector:
@@ -67,7 +70,7 @@ class Projector:
         registry: CollectorRegistry | None = None,
         names: Sequence[str] | None = None,
         durable: str = DEFAULT_DURABLE,
-        batch_size: int = 2000,
+        batch_size: int = DEFAULT_BATCH,
         idle_timeout: float = 2.0,
         retry_delay: float = 1.0,
     ) -> None:

@@ -61,7 +61,7 @@ assert COLUMNS == (
 class _Rows(Prepared):
     outcome: Outcome
     records: list[tuple[Any, ...]] = field(default_factory=list)
-    touched: dict[str, Touched] = field(default_factory=dict)
+    last: dict[str, Envelope] = field(default_factory=dict)  # aggregate key -> its last event
 
 
 class TimelineProjection(Projection):
@@ -76,7 +76,7 @@ class TimelineProjection(Projection):
         outcome = prepared.outcome
         outcome.dead_letters.extend(DeadLetter.of_commit(self.label, b) for b in bad)
         records = prepared.records
-        touched = prepared.touched
+        last = prepared.last
         # COPY takes JSON as text: encode here, off the write path, when that is the route.
         as_text = self.dialect == "postgresql"
         for envelope in envelopes:
@@ -86,12 +86,14 @@ class TimelineProjection(Projection):
                 outcome.dead_letters.append(DeadLetter.of_event(self.label, envelope, err))
                 continue
             records.append(row)
-            touched[envelope.key] = Touched(envelope.ref, envelope.version, envelope.position)
+            last[envelope.key] = envelope
         outcome.applied = len(records)
         return prepared
 
     async def write(self, conn: AsyncConnection, prepared: Prepared) -> Outcome:
         assert isinstance(prepared, _Rows)
         await bulk.append(conn, self.tables["timeline"], prepared.records, json_as_text=True)
-        prepared.outcome.touched = list(prepared.touched.values())
+        prepared.outcome.touched = [
+            Touched(e.ref, e.version, e.position) for e in prepared.last.values()
+        ]
         return prepared.outcome

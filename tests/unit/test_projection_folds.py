@@ -22,7 +22,8 @@ from projections import catalog, shadow
 from projections.devices import count_deltas
 from projections.envelope import BadCommit, CommitDecoder, Envelope, RawCommit
 from projections.feed import _sequence_and_pending
-from projections.projection import DeadLetter, RowProjection
+from projections.projection import DeadLetter
+from projections.rows import RowProjection
 
 AT = datetime(2030, 5, 1, 8, 0, tzinfo=UTC)
 MAPPER = build_mapper()

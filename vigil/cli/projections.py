@@ -30,7 +30,7 @@ from infrastructure.eventstore.codec import build_mapper
 from infrastructure.replay.connect import NatsNotFound, resolve_nats_url
 from projections import catalog
 from projections.rebuild import Rebuild
-from projections.service import Projector
+from projections.service import DEFAULT_BATCH, Projector
 from projections.status import read_status, stream_head
 from vigil.bootstrap import jetstream_config
 from vigil.cli.common import load_settings, setup_logging
@@ -53,7 +53,7 @@ def build_projector(
     bus: ChangeBus | None = None,
     registry: CollectorRegistry | None = None,
     names: list[str] | None = None,
-    batch_size: int = 5000,
+    batch_size: int = DEFAULT_BATCH,
 ) -> Projector:
     """The projector as configured by ``settings`` (stream, mapper), on ``engine``."""
     return Projector(
@@ -91,7 +91,9 @@ def migrate() -> None:
 
 
 def projector(
-    batch_size: Annotated[int, typer.Option(min=1, help="Most events per transaction")] = 5000,
+    batch_size: Annotated[
+        int, typer.Option(min=1, help="Most events per transaction")
+    ] = DEFAULT_BATCH,
     only: Annotated[
         list[str] | None, typer.Option(help="Run only these projections (repeatable)")
     ] = None,
@@ -182,7 +184,9 @@ async def _status(settings: Settings) -> list[dict[str, Any]]:
 @projections_app.command("rebuild")
 def rebuild(
     name: Annotated[str, typer.Argument(help=f"One of: {', '.join(catalog.PROJECTIONS)}")],
-    batch_size: Annotated[int, typer.Option(min=1, help="Most events per transaction")] = 5000,
+    batch_size: Annotated[
+        int, typer.Option(min=1, help="Most events per transaction")
+    ] = DEFAULT_BATCH,
 ) -> None:
     """Rebuild NAME from the first event into new tables, then swap them in atomically.
 
