@@ -35,6 +35,17 @@ class ReadServices:
     consistency_timeout: float = 5.0
     debug: bool = False
     make_loaders: Callable[[ReadContext], Loaders] | None = None
+    reader: AsyncEngine = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        # Every read is one statement on a connection of its own, so on
+        # PostgreSQL it runs in autocommit: the same snapshot a one-statement
+        # transaction gets (READ COMMITTED), minus the BEGIN and ROLLBACK
+        # round trips around it. SQLite keeps the engine's own transactions.
+        if self.engine.dialect.name == "postgresql":
+            self.reader = self.engine.execution_options(isolation_level="AUTOCOMMIT")
+        else:
+            self.reader = self.engine
 
 
 class ReadContext:
@@ -92,7 +103,7 @@ class ReadContext:
         self._loaders = None
 
     def connect(self) -> AsyncConnection:
-        return self.services.engine.connect()
+        return self.services.reader.connect()
 
     @property
     def cacheable(self) -> bool:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from operator import attrgetter
 from typing import Any
 
 from graphql import (
@@ -30,6 +31,7 @@ from graphql import (
     GraphQLNonNull,
     GraphQLObjectType,
     GraphQLScalarType,
+    GraphQLString,
     OperationDefinitionNode,
     OperationType,
     get_named_type,
@@ -65,6 +67,9 @@ class Selection:
     typename: str = ""
 
 
+Renderer = Callable[[Any], dict[str, Any]]
+
+
 @dataclass(frozen=True, slots=True)
 class RootSelection:
     key: str
@@ -72,6 +77,7 @@ class RootSelection:
     node: FieldNode
     field: GraphQLField
     children: tuple[Selection, ...]
+    render: Renderer
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,7 +121,8 @@ def _plan(schema: Schema, document: DocumentNode) -> Plan:
         object_type = get_named_type(field.type)
         assert isinstance(object_type, GraphQLObjectType)
         children = _selections(schema, object_type, node)
-        selected.append(RootSelection(_key(node), name, node, field, children))
+        render = _compile(children)
+        selected.append(RootSelection(_key(node), name, node, field, children, render))
     return Plan(operation, tuple(selected))
 
 
@@ -145,7 +152,8 @@ def _selections(
             inner = item.of_type
         attr = strawberry_field.python_name
         if isinstance(inner, GraphQLScalarType | GraphQLEnumType) and not is_list:
-            out.append(Selection(_key(child), attr, inner.serialize, None, False, non_null))
+            serialize = _fast_serializer(inner)
+            out.append(Selection(_key(child), attr, serialize, None, False, non_null))
         elif isinstance(inner, GraphQLObjectType) and child.selection_set is not None:
             grandchildren = _selections(schema, inner, child)
             out.append(Selection(_key(child), attr, None, grandchildren, is_list, non_null))
@@ -172,7 +180,7 @@ async def run_plan(
         try:
             arguments = get_argument_values(root.field, root.node, coerced)
             value = await _call(root.name, context, arguments)
-            data[root.key] = _render(value, root.children)
+            data[root.key] = root.render(value)
         except ReadApiError as err:
             if len(plan.roots) != 1:
                 return None  # partial results: let the executor order them
@@ -197,23 +205,79 @@ async def _call(name: str, context: ReadContext, arguments: dict[str, Any]) -> A
     return await _PAGES[name](context, page, None, min_position)
 
 
-def _render(value: Any, selections: tuple[Selection, ...]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
+_ENUM_MEMO_SIZE = 256
+
+
+def _fast_serializer(gql_type: GraphQLScalarType | GraphQLEnumType) -> Callable[[Any], Any]:
+    """``gql_type.serialize``, with shortcuts that answer exactly as it would.
+
+    Strings serialize to themselves; enums have few members, so their
+    serialized names are remembered (keyed by type and value, so ``1`` and
+    ``True`` never meet) instead of asked for on every row.
+    """
+    serialize = gql_type.serialize
+    if isinstance(gql_type, GraphQLEnumType):
+        memo: dict[tuple[type, Any], Any] = {}
+
+        def enum_serialize(value: Any) -> Any:
+            key = (type(value), value)
+            try:
+                return memo[key]
+            except KeyError:
+                pass
+            except TypeError:  # unhashable: no memo
+                return serialize(value)
+            result = serialize(value)
+            if len(memo) < _ENUM_MEMO_SIZE:
+                memo[key] = result
+            return result
+
+        return enum_serialize
+    if gql_type.name == "String" and serialize is GraphQLString.serialize:
+
+        def string_serialize(value: Any) -> Any:
+            return value if type(value) is str else serialize(value)
+
+        return string_serialize
+    return serialize
+
+
+def _compile(selections: tuple[Selection, ...]) -> Renderer:
+    """A function rendering an object as ``selections`` ask, built once per plan."""
+    steps: list[tuple[int, str, Callable[[Any], Any] | None, Any, bool]] = []
     for selection in selections:
         if selection.serialize is None and selection.children is None:
-            out[selection.key] = selection.typename
-            continue
-        field = getattr(value, selection.attr)
-        if field is None:
-            if selection.non_null:
-                raise NotPlainResult(selection.key)
-            out[selection.key] = None
+            steps.append((_TYPENAME, selection.key, None, selection.typename, True))
         elif selection.serialize is not None:
-            out[selection.key] = selection.serialize(field)
-        elif selection.is_list:
-            assert selection.children is not None
-            out[selection.key] = [_render(item, selection.children) for item in field]
+            getter = attrgetter(selection.attr)
+            steps.append((_VALUE, selection.key, getter, selection.serialize, selection.non_null))
         else:
             assert selection.children is not None
-            out[selection.key] = _render(field, selection.children)
-    return out
+            getter = attrgetter(selection.attr)
+            kind = _LIST if selection.is_list else _VALUE
+            child = _compile(selection.children)
+            steps.append((kind, selection.key, getter, child, selection.non_null))
+    compiled = tuple(steps)
+
+    def render(value: Any) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for kind, key, get, apply, non_null in compiled:
+            if kind == _TYPENAME:
+                out[key] = apply
+                continue
+            assert get is not None
+            field = get(value)
+            if field is None:
+                if non_null:
+                    raise NotPlainResult(key)
+                out[key] = None
+            elif kind == _VALUE:
+                out[key] = apply(field)
+            else:
+                out[key] = [apply(item) for item in field]
+        return out
+
+    return render
+
+
+_TYPENAME, _VALUE, _LIST = 0, 1, 2

@@ -24,10 +24,11 @@ from read_api.errors import BadInput
 
 DEFAULT_PAGE_SIZE = 20
 _PREFIX = "vigil:"
+_PREFIX_BYTES = _PREFIX.encode()
 
 
 def encode_cursor(key: Sequence[Any]) -> str:
-    raw = _PREFIX.encode() + orjson.dumps([str(part) for part in key])
+    raw = _PREFIX_BYTES + orjson.dumps([str(part) for part in key])
     return base64.urlsafe_b64encode(raw).decode()
 
 
@@ -99,7 +100,12 @@ async def fetch_page(
     rows = rows[:size]
     if backwards:
         rows.reverse()
-    cursors = [encode_cursor([getattr(row, _name(c)) for c in key]) for row in rows]
+    names = [_name(c) for c in key]
+    if len(names) == 1:
+        name = names[0]
+        cursors = [encode_cursor((getattr(row, name),)) for row in rows]
+    else:
+        cursors = [encode_cursor([getattr(row, n) for n in names]) for row in rows]
     if backwards:
         return Page(rows, cursors, has_next=request.before is not None, has_previous=more)
     return Page(rows, cursors, has_next=more, has_previous=request.after is not None)

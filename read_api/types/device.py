@@ -38,6 +38,10 @@ class DeviceHealth(enum.Enum):
     CRITICAL = "critical"
 
 
+_STATUSES = {member.value: member for member in DeviceStatus}
+_HEALTHS = {member.value: member for member in DeviceHealth}
+
+
 @strawberry.input(description="Devices match when they satisfy every field given.")
 class DeviceFilterInput:
     fleet_id: UUID | None = None
@@ -141,6 +145,9 @@ class Device:
 
     @classmethod
     def from_row(cls, row: Any) -> Device:
+        # Pages build a hundred of these per request: fill the instance's
+        # attributes in one go (exactly what the dataclass __init__ would
+        # set) and look the enums up in dicts instead of calling them.
         anomaly = None
         if row.last_anomaly_at is not None:
             anomaly = Anomaly(
@@ -148,13 +155,20 @@ class Device:
                 severity=row.last_anomaly_severity,
                 at=row.last_anomaly_at,
             )
-        return cls(
+        status = _STATUSES.get(row.status)
+        if status is None:
+            status = DeviceStatus(row.status)  # raises as before on unknown values
+        health = _HEALTHS.get(row.health)
+        if health is None:
+            health = DeviceHealth(row.health)
+        device = cls.__new__(cls)
+        device.__dict__.update(
             id=row.id,
             serial_number=row.serial_number,
             hardware_profile=row.hardware_profile,
             firmware_version=row.firmware_version,
-            status=DeviceStatus(row.status),
-            health=DeviceHealth(row.health),
+            status=status,
+            health=health,
             fleet_id=row.fleet_id,
             desired_model_id=row.desired_model_id,
             desired_model_version=row.desired_model_version,
@@ -170,6 +184,7 @@ class Device:
             position=row.position,
             source=Source.READ_MODEL,
         )
+        return device
 
     @classmethod
     def from_aggregate(cls, device: DeviceAggregate) -> Device:
