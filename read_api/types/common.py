@@ -66,12 +66,17 @@ class Connection(Generic[T]):
 
 
 def connection(
-    page: Page, to_node: Callable[[Any], T], count: Callable[[], Awaitable[int]]
+    page: Page,
+    to_node: Callable[[Any], T],
+    count: Callable[[], Awaitable[int]],
+    *,
+    to_nodes: Callable[[list[Any]], list[T]] | None = None,
 ) -> Connection[T]:
-    edges = [
-        Edge(cursor=cursor, node=to_node(row))
-        for row, cursor in zip(page.rows, page.cursors, strict=True)
-    ]
+    """The connection for ``page``; ``to_nodes`` converts all rows at once when given."""
+    nodes = to_nodes(page.rows) if to_nodes is not None else [to_node(row) for row in page.rows]
+    if len(nodes) != len(page.cursors):
+        raise ValueError("a page needs one cursor per row")
+    edges = [_edge(cursor, node) for cursor, node in zip(page.cursors, nodes, strict=True)]
     info = PageInfo(
         has_next_page=page.has_next,
         has_previous_page=page.has_previous,
@@ -79,3 +84,10 @@ def connection(
         end_cursor=page.cursors[-1] if page.cursors else None,
     )
     return Connection(edges=edges, page_info=info, count=count)
+
+
+def _edge(cursor: str, node: Any) -> Edge[Any]:
+    # What Edge(cursor=..., node=...) sets, without the dataclass __init__ per row.
+    edge: Edge[Any] = Edge.__new__(Edge)
+    edge.__dict__.update(cursor=cursor, node=node)
+    return edge
