@@ -22,6 +22,7 @@ from operator import attrgetter
 from typing import Any
 
 from graphql import (
+    ArgumentNode,
     DocumentNode,
     FieldNode,
     GraphQLEnumType,
@@ -34,9 +35,13 @@ from graphql import (
     GraphQLString,
     OperationDefinitionNode,
     OperationType,
+    VariableNode,
     get_named_type,
 )
 from graphql.execution.values import get_argument_values, get_variable_values
+from graphql.pyutils import Undefined
+from graphql.type.definition import is_required_argument
+from graphql.utilities import type_from_ast
 from strawberry import Schema
 
 from read_api import roots
@@ -78,12 +83,46 @@ class RootSelection:
     field: GraphQLField
     children: tuple[Selection, ...]
     render: Renderer
+    arguments: Arguments | None  # None: graphql-core works them out per request
+
+
+@dataclass(frozen=True, slots=True)
+class Arguments:
+    """A root field's arguments, worked out once: literals and defaults, then variables."""
+
+    static: dict[str, Any]  # what get_argument_values gives without the variables
+    # (out name, variable, required, non-null, default or Undefined)
+    variables: tuple[tuple[str, str, bool, bool, Any], ...]
+
+    def values(self, coerced: dict[str, Any]) -> dict[str, Any] | None:
+        """The arguments, or None where graphql-core would raise (it reports those)."""
+        out = dict(self.static)
+        for out_name, variable, required, non_null, default in self.variables:
+            value = coerced.get(variable, Undefined)
+            if value is Undefined:
+                if required:
+                    return None
+                if default is not Undefined:  # as if the argument were absent
+                    out[out_name] = default
+                continue
+            if value is None and non_null:
+                return None
+            out[out_name] = value
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class Variable:
+    name: str
+    leaf: GraphQLScalarType | GraphQLEnumType
+    non_null: bool
 
 
 @dataclass(frozen=True, slots=True)
 class Plan:
     operation: OperationDefinitionNode
     roots: tuple[RootSelection, ...]
+    variables: tuple[Variable, ...] | None  # None: graphql-core coerces them
 
 
 class NotPlainResult(Exception):
@@ -122,8 +161,92 @@ def _plan(schema: Schema, document: DocumentNode) -> Plan:
         assert isinstance(object_type, GraphQLObjectType)
         children = _selections(schema, object_type, node)
         render = _compile(children)
-        selected.append(RootSelection(_key(node), name, node, field, children, render))
-    return Plan(operation, tuple(selected))
+        arguments = _arguments(field, node)
+        selected.append(RootSelection(_key(node), name, node, field, children, render, arguments))
+    return Plan(operation, tuple(selected), _variables(schema, operation))
+
+
+def _variables(schema: Schema, operation: OperationDefinitionNode) -> tuple[Variable, ...] | None:
+    """The operation's variables when all are scalars or enums without defaults."""
+    out: list[Variable] = []
+    for definition in operation.variable_definitions or ():
+        if definition.default_value is not None or definition.directives:
+            return None
+        gql_type = type_from_ast(schema._schema, definition.type)
+        non_null = isinstance(gql_type, GraphQLNonNull)
+        leaf = gql_type.of_type if isinstance(gql_type, GraphQLNonNull) else gql_type
+        if not isinstance(leaf, GraphQLScalarType | GraphQLEnumType):
+            return None
+        out.append(Variable(definition.variable.name.value, leaf, non_null))
+    return tuple(out)
+
+
+def _arguments(field: GraphQLField, node: FieldNode) -> Arguments | None:
+    """Literals and defaults once and for all; variables named for each request."""
+    literal: list[ArgumentNode] = []
+    variables: list[tuple[str, str, bool, bool, Any]] = []
+    for argument in node.arguments or ():
+        name = argument.name.value
+        definition = field.args.get(name)
+        if definition is None:
+            return None
+        if isinstance(argument.value, VariableNode):
+            out_name = definition.out_name or name
+            required = is_required_argument(definition)
+            non_null = isinstance(definition.type, GraphQLNonNull)
+            default: Any = Undefined
+            if not required:
+                alone = GraphQLField(field.type, {name: definition})
+                try:
+                    absent = get_argument_values(alone, FieldNode(name=node.name, arguments=()))
+                except Exception:
+                    return None
+                default = absent.get(out_name, Undefined)
+            variables.append((out_name, argument.value.name.value, required, non_null, default))
+        else:
+            literal.append(argument)
+    # The arguments variables give are left out, so that graphql-core works
+    # out the others (literals, defaults) exactly as it would per request.
+    given = {argument.name.value for argument in node.arguments or ()} - {
+        argument.name.value for argument in literal
+    }
+    rest = GraphQLField(field.type, {k: v for k, v in field.args.items() if k not in given})
+    try:
+        static = get_argument_values(
+            rest,
+            FieldNode(
+                name=node.name,
+                alias=node.alias,
+                arguments=tuple(literal),
+                directives=(),
+                selection_set=node.selection_set,
+            ),
+        )
+    except Exception:
+        return None
+    return Arguments(static, tuple(variables))
+
+
+def _coerce(plan: Plan, variables: dict[str, Any]) -> dict[str, Any] | None:
+    """The coerced variables, or None when graphql-core must coerce (or report) them."""
+    assert plan.variables is not None
+    coerced: dict[str, Any] = {}
+    for variable in plan.variables:
+        value = variables.get(variable.name, Undefined)
+        if value is Undefined or value is None:
+            if variable.non_null:
+                return None
+            if value is None:
+                coerced[variable.name] = None
+            continue
+        try:
+            result = variable.leaf.coerce_input_value(value)
+        except Exception:
+            return None
+        if result is Undefined:
+            return None
+        coerced[variable.name] = result
+    return coerced
 
 
 def _selections(
@@ -170,15 +293,28 @@ async def run_plan(
     plan: Plan, schema: Schema, context: ReadContext, variables: dict[str, Any] | None
 ) -> dict[str, Any] | None:
     """The response body, or None to let strawberry answer instead."""
-    coerced = get_variable_values(
-        schema._schema, plan.operation.variable_definitions or (), variables or {}
-    )
-    if isinstance(coerced, list):
-        return None  # variable errors: strawberry reports them
+    fast = _coerce(plan, variables or {}) if plan.variables is not None else None
+    coerced: Any = None
+    if fast is None:
+        coerced = get_variable_values(
+            schema._schema, plan.operation.variable_definitions or (), variables or {}
+        )
+        if isinstance(coerced, list):
+            return None  # variable errors: strawberry reports them
     data: dict[str, Any] = {}
     for root in plan.roots:
         try:
-            arguments = get_argument_values(root.field, root.node, coerced)
+            arguments = None
+            if fast is not None and root.arguments is not None:
+                arguments = root.arguments.values(fast)
+            if arguments is None:
+                if coerced is None:
+                    coerced = get_variable_values(
+                        schema._schema, plan.operation.variable_definitions or (), variables or {}
+                    )
+                    if isinstance(coerced, list):
+                        return None
+                arguments = get_argument_values(root.field, root.node, coerced)
             value = await _call(root.name, context, arguments)
             data[root.key] = root.render(value)
         except ReadApiError as err:

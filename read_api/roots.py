@@ -7,7 +7,7 @@ go through here, so both read the same rows under the same rules.
 
 from __future__ import annotations
 
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -28,9 +28,12 @@ from read_api.types.model import Model, ModelFilterInput, models_page
 
 
 async def _lookup(
-    context: ReadContext, kind: str, key_id: UUID, loader: DataLoader[UUID, Any]
+    context: ReadContext, kind: str, key_id: UUID, loader: Callable[[], DataLoader[UUID, Any]]
 ) -> Any:
-    """One object by id: from the row cache when allowed, else batched through ``loader``."""
+    """One object by id: from the row cache when allowed, else batched through ``loader()``.
+
+    The loader is asked for only on a miss: a cache hit builds no loaders.
+    """
     cache = context.services.cache
     key: Hashable = (kind, context.tenant, key_id)
     epoch = 0
@@ -39,7 +42,7 @@ async def _lookup(
         if hit is not None:
             return hit
         epoch = cache.epoch
-    found = await loader.load(key_id)
+    found = await loader().load(key_id)
     if found is None:
         raise NotFound(f"no {kind} {key_id}", id=str(key_id))
     if cache is not None and context.cacheable:
@@ -60,7 +63,7 @@ async def device(
             context, DeviceAggregate, id, at_version=at_version, at_time=at_time
         )
         return Device.from_aggregate(aggregate)
-    found: Device = await _lookup(context, "device", id, context.loaders.devices)
+    found: Device = await _lookup(context, "device", id, lambda: context.loaders.devices)
     return found
 
 
@@ -77,7 +80,7 @@ async def fleet(
             context, FleetAggregate, id, at_version=at_version, at_time=at_time
         )
         return Fleet.from_aggregate(aggregate)
-    found: Fleet = await _lookup(context, "fleet", id, context.loaders.fleets)
+    found: Fleet = await _lookup(context, "fleet", id, lambda: context.loaders.fleets)
     return found
 
 
@@ -94,7 +97,7 @@ async def model(
             context, ModelAggregate, id, at_version=at_version, at_time=at_time
         )
         return Model.from_aggregate(aggregate)
-    found: Model = await _lookup(context, "model", id, context.loaders.models)
+    found: Model = await _lookup(context, "model", id, lambda: context.loaders.models)
     return found
 
 
