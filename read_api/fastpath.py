@@ -316,7 +316,7 @@ async def run_plan(
                         return None
                 arguments = get_argument_values(root.field, root.node, coerced)
             value = await _call(root.name, context, arguments)
-            data[root.key] = root.render(value)
+            data[root.key] = _rendered(root, value) if root.name in _LOOKUPS else root.render(value)
         except ReadApiError as err:
             if len(plan.roots) != 1:
                 return None  # partial results: let the executor order them
@@ -330,6 +330,36 @@ async def run_plan(
         except Exception:
             return None
     return {"data": data}
+
+
+_MEMO = "vigil:rendered"  # not an identifier: never a field's attribute
+
+
+def _rendered(root: RootSelection, value: Any) -> dict[str, Any]:
+    """``root.render(value)``, remembered on ``value`` for the next request.
+
+    Lookups are served from the row cache, which hands out the same object
+    until its row changes; such an object is never modified, so what a plan
+    rendered of it stays true. The rendering is only read (serialized into
+    the response), never changed.
+    """
+    attributes = getattr(value, "__dict__", None)
+    if attributes is None:
+        return root.render(value)
+    memo = attributes.get(_MEMO)
+    if memo is not None:
+        hit = memo.get(root.render)
+        if hit is not None:
+            return hit
+    rendered = root.render(value)
+    if memo is None:
+        memo = attributes[_MEMO] = {}
+    if len(memo) < _MEMO_SIZE:
+        memo[root.render] = rendered
+    return rendered
+
+
+_MEMO_SIZE = 16
 
 
 async def _call(name: str, context: ReadContext, arguments: dict[str, Any]) -> Any:
