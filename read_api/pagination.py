@@ -84,10 +84,26 @@ async def fetch_page(
     request: PageRequest,
     *,
     max_page_size: int,
+    params: dict[str, Any] | None = None,
+    prepared: dict[bool, sa.Select[Any]] | None = None,
 ) -> Page:
-    """One page of ``query`` ordered by ``key`` (unique within the tenant)."""
+    """One page of ``query`` ordered by ``key`` (unique within the tenant).
+
+    ``params`` are the values of ``query``'s bind parameters. ``prepared``
+    keeps, per direction, ``query`` already ordered and limited by a
+    ``page_limit`` parameter, for pages without a cursor (built on first use).
+    """
     size = request.size(max_page_size)
     backwards = request.backwards
+    if prepared is not None and request.after is None and request.before is None:
+        statement = prepared.get(backwards)
+        if statement is None:
+            order = [column.desc() for column in key] if backwards else list(key)
+            limit = sa.bindparam("page_limit", type_=sa.Integer())
+            statement = prepared[backwards] = query.order_by(*order).limit(limit)
+        values = {**(params or {}), "page_limit": size + 1}
+        rows = list((await conn.execute(statement, values)).all())
+        return _page(rows, key, request, size, backwards)
     if request.after is not None:
         after = decode_cursor(request.after, len(key))
         query = query.where(sa.tuple_(*key) > sa.tuple_(*_typed(key, after)))
@@ -95,7 +111,17 @@ async def fetch_page(
         before = decode_cursor(request.before, len(key))
         query = query.where(sa.tuple_(*key) < sa.tuple_(*_typed(key, before)))
     order = [column.desc() for column in key] if backwards else list(key)
-    rows = list((await conn.execute(query.order_by(*order).limit(size + 1))).all())
+    rows = list((await conn.execute(query.order_by(*order).limit(size + 1), params)).all())
+    return _page(rows, key, request, size, backwards)
+
+
+def _page(
+    rows: list[Row[Any]],
+    key: Sequence[sa.ColumnElement[Any]],
+    request: PageRequest,
+    size: int,
+    backwards: bool,
+) -> Page:
     more = len(rows) > size
     rows = rows[:size]
     if backwards:

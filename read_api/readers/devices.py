@@ -86,8 +86,23 @@ async def page_devices(
     *,
     max_page_size: int,
 ) -> Page:
+    if where == _NO_FILTER:  # the usual page: one statement, built once
+        return await fetch_page(
+            conn,
+            _TENANT_DEVICES,
+            _KEY,
+            request,
+            max_page_size=max_page_size,
+            params={"tenant": tenant},
+            prepared=_PREPARED,
+        )
     query = sa.select(devices).where(*where.where(tenant))
     return await fetch_page(conn, query, _KEY, request, max_page_size=max_page_size)
+
+
+_NO_FILTER = DeviceFilter()
+_TENANT_DEVICES = sa.select(devices).where(devices.c.tenant_id == sa.bindparam("tenant"))
+_PREPARED: dict[bool, sa.Select[Any]] = {}
 
 
 async def count_devices(conn: AsyncConnection, tenant: str, where: DeviceFilter) -> int:
