@@ -15,7 +15,7 @@ takes about 1.6 s).
   of the device's row to PostgreSQL, then publishes the change notice to
   Redis; the clock starts when the commit returns.
 * events: this process commits a ``RaiseAnomaly`` through the command service
-  to JetStream; the clock starts when JetStream acknowledged it.
+  to JetStream; the clock starts just before the append (commit round trip included).
 
 Rounds run one at a time (the next starts once every subscriber has the
 previous one), so each latency is one event's. Nothing is asserted; figures

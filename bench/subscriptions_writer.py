@@ -96,10 +96,16 @@ class Writer:
         return committed
 
     async def append_event(self) -> float:
-        """Commit one event to JetStream; returns the time of the acknowledgement."""
+        """Commit one event to JetStream; returns the time the append started.
+
+        The API's live feed can deliver the commit before this process resumes
+        after the acknowledgement, so the clock starts before the append: the
+        figure includes the commit round trip and is never negative.
+        """
         from commands.catalog import COMMANDS
         from commands.catalog.devices import RaiseAnomaly
 
         body = RaiseAnomaly(device_id=self.device, kind="bench", severity="info")
+        started = time.monotonic()
         await self.service.execute(COMMANDS["RaiseAnomaly"], body, self._ctx())
-        return time.monotonic()
+        return started
