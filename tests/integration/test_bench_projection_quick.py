@@ -16,15 +16,12 @@ from pathlib import Path
 import asyncpg
 import pytest
 
+from tests.support.bench import positive
 from tests.support.databases import PG_ADMIN_DSN
 
 REPO = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.integration
-
-
-def _positive(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and value > 0
 
 
 async def _bench_databases() -> set[str]:
@@ -60,14 +57,14 @@ def test_quick_projection_benchmark_measures_every_figure(tmp_path: Path) -> Non
     for reader in ("ordered", "feed"):
         figures = results["reference_read_alone"][reader]
         assert figures["msgs"] == results["load"]["head"]
-        assert _positive(figures["msgs_per_s"])
+        assert positive(figures["msgs_per_s"])
     assert set(results["vigil"]) == set(results["peer"]) == {"durable", "relaxed"}
     for mode, vigil in results["vigil"].items():
         assert vigil["rows"]["timeline"] == events, mode  # every event projected, once
         assert vigil["rows"]["devices"] == results["workload"]["devices"]
-        assert _positive(vigil["events_per_s"])
-        assert _positive(results["peer"][mode]["events_per_s"])
-        assert _positive(results["verdict"][mode]["vigil_vs_peer"])
+        assert positive(vigil["events_per_s"])
+        assert positive(results["peer"][mode]["events_per_s"])
+        assert positive(results["verdict"][mode]["vigil_vs_peer"])
     assert "Vigil projector catch-up" in done.stdout
     # The databases it made are gone (others' benchmarks may have their own meanwhile).
     assert len(results["postgres_databases"]) == 4

@@ -12,24 +12,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-import psycopg
 import pytest
+
+from tests.support.bench import bench_databases, positive
 
 REPO = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.integration
-
-
-def _positive(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and value > 0
-
-
-def _databases() -> set[str]:
-    with psycopg.connect("host=127.0.0.1 port=5432 user=postgres dbname=postgres") as conn:
-        rows = conn.execute(
-            "SELECT datname FROM pg_database WHERE datname LIKE 'vigil_bench_%'"
-        ).fetchall()
-    return {row[0] for row in rows}
 
 
 @pytest.mark.timeout(180)
@@ -49,7 +38,7 @@ def test_quick_benchmark_measures_every_figure(tmp_path: Path) -> None:
     results = json.loads(output.read_text())
     assert results["mode"] == "quick"
     assert {"cpu", "cores", "python", "nats_server", "postgres"} <= results["machine"].keys()
-    assert _positive(results["starlette"]["requests_per_s"])
+    assert positive(results["starlette"]["requests_per_s"])
     assert set(results["durability"]) == {"relaxed", "durable"}
     for mode, entry in results["durability"].items():
         figures = {
@@ -65,11 +54,11 @@ def test_quick_benchmark_measures_every_figure(tmp_path: Path) -> None:
             "ratio": entry["verdict"]["vigil_vs_peer_ratio"],
         }
         for name, value in figures.items():
-            assert _positive(value), f"{mode}: {name} is {value!r}"
+            assert positive(value), f"{mode}: {name} is {value!r}"
         assert set(entry["http"]["raise_anomaly"]["statuses"]) == {"201"}, entry["http"]
     # The table printed, and the throwaway databases are gone.
     assert "EventStore.append" in proc.stdout
-    assert results["postgres_database"] not in _databases()
+    assert results["postgres_database"] not in bench_databases()
 
 
 def test_markdown_table_from_results(tmp_path: Path) -> None:

@@ -14,22 +14,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.bench import bench_databases, positive
+
 REPO = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.integration
-
-
-def _positive(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and value > 0
-
-
-def _databases() -> set[str]:
-    psycopg = pytest.importorskip("psycopg")
-    with psycopg.connect("host=127.0.0.1 port=5432 user=postgres dbname=postgres") as conn:
-        rows = conn.execute(
-            "SELECT datname FROM pg_database WHERE datname LIKE 'vigil_bench_%'"
-        ).fetchall()
-    return {row[0] for row in rows}
 
 
 @pytest.mark.timeout(300)
@@ -54,14 +43,14 @@ def test_quick_subscription_benchmark_measures_vigil_and_the_peer(tmp_path: Path
         for kind, figures in kinds.items():
             shape = results["shapes"][server]
             assert figures["subscribers"] == shape["connections"] * shape["per_connection"]
-            assert _positive(figures["last_delivery_p99_median_window_ms"]), (server, kind)
+            assert positive(figures["last_delivery_p99_median_window_ms"]), (server, kind)
             assert len(figures["windows"]) == min(3, shape["rounds"])
             for name in ("p50_ms", "p99_ms", "max_ms"):
-                assert _positive(figures["last_delivery"][name]), (server, kind, name)
-                assert _positive(figures["every_delivery"][name]), (server, kind, name)
+                assert positive(figures["last_delivery"][name]), (server, kind, name)
+                assert positive(figures["every_delivery"][name]), (server, kind, name)
     vigil, peer = results["servers"]["vigil"], results["servers"]["peer"]
     assert vigil["device_updated"]["row_reads_per_event"] == 1
     assert peer["device_updated"]["row_reads_per_event"] == peer["device_updated"]["subscribers"]
     assert {"device_updated", "events"} == set(results["verdict"])
     assert "| device_updated | vigil |" in proc.stdout
-    assert results["postgres_database"] not in _databases()
+    assert results["postgres_database"] not in bench_databases()
