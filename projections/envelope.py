@@ -21,11 +21,11 @@ import msgspec
 from eventsourcing.persistence import Mapper, StoredEvent
 from eventsourcing.utils import resolve_topic
 
+from infrastructure.eventstore.jetstream import decode_events
 from infrastructure.eventstore.port import StreamRef
 
 # The body format of ``jetstream.encode_events``; a contract test encodes with
 # one and decodes with the other so the two cannot drift apart.
-_decode_body = msgspec.msgpack.Decoder(list[tuple[str, int, bytes]]).decode
 
 
 @dataclass(slots=True)
@@ -112,7 +112,7 @@ class CommitDecoder:
         position = raw.position
         to_event = self._to_event
         try:
-            triples = _decode_body(raw.data)
+            triples = decode_events(raw.data)
         except (msgspec.DecodeError, ValueError) as err:
             return BadCommit(ref, position, 0, "", f"undecodable commit body: {err}", raw.data)
         envelopes = []

@@ -77,7 +77,8 @@ _VALUE_SAFE = "".join(chr(c) for c in range(0x21, 0x7F) if chr(c) != "%")
 _PLAIN_NAME_RE = re.compile(r"[A-Za-z0-9_.~-]*")
 
 _encode_events = msgspec.msgpack.Encoder().encode
-_decode_events = msgspec.msgpack.Decoder(list[tuple[str, int, bytes]]).decode
+decode_events = msgspec.msgpack.Decoder(list[tuple[str, int, bytes]]).decode
+"""A commit message's body as ``(topic, version, state)`` triples."""
 
 _CRLF = b"\r\n"
 # A commit's header block up to the optional key, id and metadata lines.
@@ -130,7 +131,8 @@ def _header_value(text: str) -> str:
     return text if _PLAIN_VALUE_RE.fullmatch(text) else quote(text, safe=_VALUE_SAFE)
 
 
-def _from_header_value(text: str) -> str:
+def header_value(text: str) -> str:
+    """A header value as written: names and values are percent-encoded only when needed."""
     return unquote(text) if "%" in text else text
 
 
@@ -388,7 +390,7 @@ class JetStreamEventStore(EventStore):
                 seq = meta.sequence.stream
                 if seq > head:
                     return
-                yield self._decode(self._ref_of(msg.subject), seq, msg.headers or {}, msg.data)
+                yield self._decode(self.ref_of(msg.subject), seq, msg.headers or {}, msg.data)
                 if seq == head or meta.num_pending == 0:
                     return
         finally:
@@ -506,25 +508,10 @@ class JetStreamEventStore(EventStore):
     def _decode(
         self, ref: StreamRef, seq: int, headers: Mapping[str, str], data: bytes
     ) -> RecordedCommit:
-        events = tuple(
-            StoredEvent(ref.id, version, topic, state)
-            for topic, version, state in _decode_events(data)
-        )
-        key = headers.get(H_KEY)
-        metadata = {
-            _from_header_value(name[len(H_META) :]): _from_header_value(value)
-            for name, value in headers.items()
-            if name.startswith(H_META)
-        }
-        return RecordedCommit(
-            ref=ref,
-            position=seq,
-            events=events,
-            idempotency_key=None if key is None else _from_header_value(key),
-            metadata=metadata,
-        )
+        return recorded_commit(ref, seq, headers, decode_events(data))
 
-    def _ref_of(self, subject: str) -> StreamRef:
+    def ref_of(self, subject: str) -> StreamRef:
+        """The aggregate an event subject of this store belongs to."""
         refs = self._refs
         ref = refs.get(subject)
         if ref is None:
@@ -534,6 +521,33 @@ class JetStreamEventStore(EventStore):
                 refs.clear()  # a bound, not an LRU: parsing a subject again is cheap
             refs[subject] = ref
         return ref
+
+
+def recorded_commit(
+    ref: StreamRef,
+    position: int,
+    headers: Mapping[str, str],
+    triples: Sequence[tuple[str, int, bytes]],
+) -> RecordedCommit:
+    """A commit message of ``ref`` at ``position``, from its headers and decoded body.
+
+    The one decoder of the on-stream format: the store, the replay tools and
+    the subscriptions' live feed all read commits through it.
+    """
+    key = headers.get(H_KEY)
+    return RecordedCommit(
+        ref=ref,
+        position=position,
+        events=tuple(
+            StoredEvent(ref.id, version, topic, state) for topic, version, state in triples
+        ),
+        idempotency_key=None if key is None else header_value(key),
+        metadata={
+            header_value(name[len(H_META) :]): header_value(value)
+            for name, value in headers.items()
+            if name.startswith(H_META)
+        },
+    )
 
 
 def _head_of(headers: Mapping[str, str]) -> _Head:

@@ -15,21 +15,22 @@ import contextlib
 from collections.abc import AsyncGenerator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from urllib.parse import unquote
 from uuid import UUID
 
 import msgspec
 import nats.errors
-from eventsourcing.persistence import StoredEvent
 from nats.aio.client import Client
 from nats.js.api import ConsumerConfig, DeliverPolicy, StreamInfo
 from nats.js.errors import NotFoundError
 
-from infrastructure.eventstore.jetstream import H_COUNT, H_KEY, H_META, H_VERSION
+from infrastructure.eventstore.jetstream import (
+    H_COUNT,
+    H_VERSION,
+    decode_events,
+    recorded_commit,
+)
 from infrastructure.eventstore.port import RecordedCommit, StoreUnavailable, StreamRef
 from infrastructure.eventstore.setup import JetStreamConfig
-
-_decode_body = msgspec.msgpack.Decoder(list[tuple[str, int, bytes]]).decode
 
 
 class StreamMissing(StoreUnavailable):
@@ -83,7 +84,7 @@ def decode_commit(prefix: str, raw: RawCommit) -> RecordedCommit:
     if ref is None:
         raise CorruptCommit(raw.position, raw.subject, "not an aggregate subject")
     try:
-        triples = _decode_body(raw.body)
+        triples = decode_events(raw.body)
     except msgspec.DecodeError as err:
         raise CorruptCommit(raw.position, raw.subject, f"body is not a commit: {err}") from None
     if not triples:
@@ -105,22 +106,7 @@ def decode_commit(prefix: str, raw: RawCommit) -> RecordedCommit:
             f"headers say {count} events up to version {version}, the body holds "
             f"{len(triples)} up to version {triples[-1][1]}",
         )
-    key = headers.get(H_KEY)
-    return RecordedCommit(
-        ref=ref,
-        position=raw.position,
-        events=tuple(StoredEvent(ref.id, v, topic, state) for topic, v, state in triples),
-        idempotency_key=None if key is None else _unquote(key),
-        metadata={
-            _unquote(name[len(H_META) :]): _unquote(value)
-            for name, value in headers.items()
-            if name.startswith(H_META)
-        },
-    )
-
-
-def _unquote(text: str) -> str:
-    return unquote(text) if "%" in text else text
+    return recorded_commit(ref, raw.position, headers, triples)
 
 
 class StreamReader:

@@ -19,7 +19,11 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import ConsumerConfig, DeliverPolicy
 
-from infrastructure.eventstore.jetstream import JetStreamEventStore
+from infrastructure.eventstore.jetstream import (
+    JetStreamEventStore,
+    decode_events,
+    recorded_commit,
+)
 from infrastructure.eventstore.port import RecordedCommit, StoreUnavailable
 from read_api.subscriptions.events import EventFilter, LiveEvents
 
@@ -27,13 +31,11 @@ log = logging.getLogger(__name__)
 
 
 def decode_commit(store: JetStreamEventStore, msg: Msg) -> RecordedCommit:
-    """A stream message as the store's own ``read_all`` would return it.
-
-    The store has no public decoder for a raw stream message yet; its private
-    ones are used rather than restating the message format here.
-    """
-    ref = store._ref_of(msg.subject)
-    return store._decode(ref, msg.metadata.sequence.stream, msg.headers or {}, msg.data)
+    """A stream message as the store's own ``read_all`` would return it."""
+    ref = store.ref_of(msg.subject)
+    return recorded_commit(
+        ref, msg.metadata.sequence.stream, msg.headers or {}, decode_events(msg.data)
+    )
 
 
 def filter_subject(prefix: str, flt: EventFilter) -> str:
