@@ -112,7 +112,7 @@ def serve(kind: str, port: int, url: str, secret: str) -> None:
     from infrastructure.database import create_engine
     from read_api.app import create_graphql_app
 
-    engine = create_engine(url, pool_size=10)
+    engine = create_engine(url)
     authenticator = Authenticator(secret)
     endpoint: Any
     if kind == "peer":

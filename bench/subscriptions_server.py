@@ -36,7 +36,7 @@ from read_api.subscriptions.redis_bus import RedisChangeBus
 
 
 def build_app(args: argparse.Namespace) -> Starlette:
-    engine = create_engine(args.db, pool_size=10)
+    engine = create_engine(args.db)
     graphql = create_graphql_app(
         engine=engine,
         repository=None,

@@ -55,8 +55,20 @@ def _json_default(value: Any) -> Any:
     return str(value)  # Decimal and anything else with a faithful text form
 
 
-def create_engine(url: str, *, pool_size: int = 5, echo: bool = False) -> AsyncEngine:
+DEFAULT_POOL_SIZE = 20
+
+
+def create_engine(
+    url: str, *, pool_size: int = DEFAULT_POOL_SIZE, echo: bool = False
+) -> AsyncEngine:
     """An async engine for ``url`` (``postgresql+asyncpg://`` or ``sqlite+aiosqlite://``).
+
+    On PostgreSQL ``pool_size`` connections are kept open once used, plus up
+    to half as many again under bursts. Those extra ones are closed when
+    they are handed back, so the pool should cover the usual concurrency: a
+    new connection costs a TLS probe, authentication and start-up, several
+    times a GraphQL read, and churning them once made up a third of the API's
+    CPU under 16 concurrent clients.
 
     The caller owns it and disposes of it (``await engine.dispose()``).
     """
@@ -72,7 +84,7 @@ def create_engine(url: str, *, pool_size: int = 5, echo: bool = False) -> AsyncE
         return create_async_engine(
             url,
             pool_size=pool_size,
-            max_overflow=pool_size,
+            max_overflow=max(1, pool_size // 2),
             # No pre-ping: with asyncpg it costs BEGIN, a query and ROLLBACK before every
             # checkout, about a quarter of a GraphQL read. A connection lost to a server
             # restart fails one request; SQLAlchemy then sees the disconnect and

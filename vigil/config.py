@@ -71,6 +71,7 @@ class Settings:
     debug: bool = False  # GraphQL shows internal error messages
     graphql_introspection: bool = True
     consistency_timeout: float = 5.0  # read-your-writes: longest wait for projections
+    database_pool_size: int = 20  # PostgreSQL connections kept open per process
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -105,6 +106,7 @@ class Settings:
             debug=_bool(env, "VIGIL_DEBUG", False),
             graphql_introspection=_bool(env, "VIGIL_GRAPHQL_INTROSPECTION", True),
             consistency_timeout=_int(env, "VIGIL_CONSISTENCY_TIMEOUT_MS", 5000, minimum=1) / 1000,
+            database_pool_size=_int(env, "VIGIL_DATABASE_POOL_SIZE", 20, minimum=1),
         )
 
     @property

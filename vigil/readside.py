@@ -80,7 +80,7 @@ async def open_read_side(
     migrate: bool,
 ) -> ReadSide:
     """Open the read side; ``migrate`` applies alembic migrations first (``vigil up``)."""
-    engine = create_engine(database_url(settings))
+    engine = create_engine(database_url(settings), pool_size=settings.database_pool_size)
     try:
         if migrate:
             await migrations.upgrade_async(engine)
