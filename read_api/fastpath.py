@@ -18,7 +18,6 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from operator import attrgetter
 from typing import Any
 
 from graphql import (
@@ -32,7 +31,6 @@ from graphql import (
     GraphQLNonNull,
     GraphQLObjectType,
     GraphQLScalarType,
-    GraphQLString,
     OperationDefinitionNode,
     OperationType,
     VariableNode,
@@ -48,31 +46,21 @@ from read_api import roots
 from read_api.context import ReadContext
 from read_api.errors import ReadApiError, format_error
 from read_api.pagination import PageRequest
+from read_api.render import Renderer, Selection, compile_renderer, fast_serializer
+from read_api.rowpages import RowPagePlan, RowSource, plan_rows
+from read_api.types.device import DEVICE_ROWS
 
 Root = Callable[..., Awaitable[Any]]
 
 _LOOKUPS: dict[str, Root] = {"device": roots.device, "fleet": roots.fleet, "model": roots.model}
 _PAGES: dict[str, Root] = {"devices": roots.devices, "fleets": roots.fleets, "models": roots.models}
+_ROW_SOURCES: dict[str, RowSource] = {"devices": DEVICE_ROWS}
 _ARGUMENTS = {"id": "id", "atVersion": "at_version", "atTime": "at_time"}
 _PAGE_ARGUMENTS = ("first", "after", "last", "before")
 
 
 class Unplannable(Exception):
     """The document needs the generic executor."""
-
-
-@dataclass(frozen=True, slots=True)
-class Selection:
-    key: str  # the response key (alias or name)
-    attr: str  # the Python attribute, "" for __typename
-    serialize: Callable[[Any], Any] | None  # leaves only
-    children: tuple[Selection, ...] | None  # objects and lists of objects
-    is_list: bool
-    non_null: bool
-    typename: str = ""
-
-
-Renderer = Callable[[Any], dict[str, Any]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +72,7 @@ class RootSelection:
     children: tuple[Selection, ...]
     render: Renderer
     arguments: Arguments | None  # None: graphql-core works them out per request
+    rows: RowPagePlan | None = None  # pages whose nodes render straight from their rows
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,10 +114,6 @@ class Plan:
     variables: tuple[Variable, ...] | None  # None: graphql-core coerces them
 
 
-class NotPlainResult(Exception):
-    """A value the plan cannot render exactly as the executor would (e.g. a null)."""
-
-
 def plan_document(schema: Schema, document: DocumentNode) -> Plan | None:
     """The plan for ``document``, or None when it needs the generic executor."""
     try:
@@ -160,9 +145,12 @@ def _plan(schema: Schema, document: DocumentNode) -> Plan:
         object_type = get_named_type(field.type)
         assert isinstance(object_type, GraphQLObjectType)
         children = _selections(schema, object_type, node)
-        render = _compile(children)
+        render = compile_renderer(children)
         arguments = _arguments(field, node)
-        selected.append(RootSelection(_key(node), name, node, field, children, render, arguments))
+        rows = plan_rows(_ROW_SOURCES[name], children) if name in _ROW_SOURCES else None
+        selected.append(
+            RootSelection(_key(node), name, node, field, children, render, arguments, rows)
+        )
     return Plan(operation, tuple(selected), _variables(schema, operation))
 
 
@@ -275,7 +263,7 @@ def _selections(
             inner = item.of_type
         attr = strawberry_field.python_name
         if isinstance(inner, GraphQLScalarType | GraphQLEnumType) and not is_list:
-            serialize = _fast_serializer(inner)
+            serialize = fast_serializer(inner)
             out.append(Selection(_key(child), attr, serialize, None, False, non_null))
         elif isinstance(inner, GraphQLObjectType) and child.selection_set is not None:
             grandchildren = _selections(schema, inner, child)
@@ -315,6 +303,11 @@ async def run_plan(
                     if isinstance(coerced, list):
                         return None
                 arguments = get_argument_values(root.field, root.node, coerced)
+            if root.rows is not None:
+                data[root.key] = await root.rows.run(
+                    context, _page_request(arguments), arguments.get("minPosition")
+                )
+                continue
             value = await _call(root.name, context, arguments)
             data[root.key] = _rendered(root, value) if root.name in _LOOKUPS else root.render(value)
         except ReadApiError as err:
@@ -367,83 +360,8 @@ async def _call(name: str, context: ReadContext, arguments: dict[str, Any]) -> A
     if name in _LOOKUPS:
         kwargs = {_ARGUMENTS[k]: v for k, v in arguments.items() if k in _ARGUMENTS}
         return await _LOOKUPS[name](context, min_position=min_position, **kwargs)
-    page = PageRequest(**{k: arguments.get(k) for k in _PAGE_ARGUMENTS})
-    return await _PAGES[name](context, page, None, min_position)
+    return await _PAGES[name](context, _page_request(arguments), None, min_position)
 
 
-_ENUM_MEMO_SIZE = 256
-
-
-def _fast_serializer(gql_type: GraphQLScalarType | GraphQLEnumType) -> Callable[[Any], Any]:
-    """``gql_type.serialize``, with shortcuts that answer exactly as it would.
-
-    Strings serialize to themselves; enums have few members, so their
-    serialized names are remembered (keyed by type and value, so ``1`` and
-    ``True`` never meet) instead of asked for on every row.
-    """
-    serialize = gql_type.serialize
-    if isinstance(gql_type, GraphQLEnumType):
-        memo: dict[tuple[type, Any], Any] = {}
-
-        def enum_serialize(value: Any) -> Any:
-            key = (type(value), value)
-            try:
-                return memo[key]
-            except KeyError:
-                pass
-            except TypeError:  # unhashable: no memo
-                return serialize(value)
-            result = serialize(value)
-            if len(memo) < _ENUM_MEMO_SIZE:
-                memo[key] = result
-            return result
-
-        return enum_serialize
-    if gql_type.name == "String" and serialize is GraphQLString.serialize:
-
-        def string_serialize(value: Any) -> Any:
-            return value if type(value) is str else serialize(value)
-
-        return string_serialize
-    return serialize
-
-
-def _compile(selections: tuple[Selection, ...]) -> Renderer:
-    """A function rendering an object as ``selections`` ask, built once per plan."""
-    steps: list[tuple[int, str, Callable[[Any], Any] | None, Any, bool]] = []
-    for selection in selections:
-        if selection.serialize is None and selection.children is None:
-            steps.append((_TYPENAME, selection.key, None, selection.typename, True))
-        elif selection.serialize is not None:
-            getter = attrgetter(selection.attr)
-            steps.append((_VALUE, selection.key, getter, selection.serialize, selection.non_null))
-        else:
-            assert selection.children is not None
-            getter = attrgetter(selection.attr)
-            kind = _LIST if selection.is_list else _VALUE
-            child = _compile(selection.children)
-            steps.append((kind, selection.key, getter, child, selection.non_null))
-    compiled = tuple(steps)
-
-    def render(value: Any) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for kind, key, get, apply, non_null in compiled:
-            if kind == _TYPENAME:
-                out[key] = apply
-                continue
-            assert get is not None
-            field = get(value)
-            if field is None:
-                if non_null:
-                    raise NotPlainResult(key)
-                out[key] = None
-            elif kind == _VALUE:
-                out[key] = apply(field)
-            else:
-                out[key] = [apply(item) for item in field]
-        return out
-
-    return render
-
-
-_TYPENAME, _VALUE, _LIST = 0, 1, 2
+def _page_request(arguments: dict[str, Any]) -> PageRequest:
+    return PageRequest(**{k: arguments.get(k) for k in _PAGE_ARGUMENTS})

@@ -15,7 +15,7 @@ from projections.tables import devices
 from read_api.pagination import Page, PageRequest, fetch_page
 
 # Serial numbers are unique per tenant, so they alone order a page.
-_KEY = (devices.c.serial_number,)
+PAGE_KEY = (devices.c.serial_number,)
 _BY_ID = sa.select(devices).where(
     devices.c.tenant_id == sa.bindparam("tenant"), devices.c.id == sa.bindparam("id")
 )
@@ -90,14 +90,14 @@ async def page_devices(
         return await fetch_page(
             conn,
             _TENANT_DEVICES,
-            _KEY,
+            PAGE_KEY,
             request,
             max_page_size=max_page_size,
             params={"tenant": tenant},
             prepared=_PREPARED,
         )
     query = sa.select(devices).where(*where.where(tenant))
-    return await fetch_page(conn, query, _KEY, request, max_page_size=max_page_size)
+    return await fetch_page(conn, query, PAGE_KEY, request, max_page_size=max_page_size)
 
 
 _NO_FILTER = DeviceFilter()

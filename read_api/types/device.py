@@ -10,10 +10,12 @@ from uuid import UUID
 
 import strawberry
 
+from projections.tables import devices
 from read_api.context import ReadContext
 from read_api.errors import BadInput
 from read_api.pagination import PageRequest
-from read_api.readers.devices import DeviceFilter, count_devices, page_devices
+from read_api.readers.devices import PAGE_KEY, DeviceFilter, count_devices, page_devices
+from read_api.rowpages import RowSource
 from read_api.types.common import Connection, Long, Source, connection
 from read_api.types.timeline import TimelineEvent, history_of
 
@@ -62,6 +64,18 @@ _ROW_COLUMNS = (
 )
 _STATUSES = {member.value: member for member in DeviceStatus}
 _HEALTHS = {member.value: member for member in DeviceHealth}
+
+# Pages that select only these fields render from the rows (read_api.rowpages).
+DEVICE_ROWS = RowSource(
+    projection=PROJECTION,
+    table=devices,
+    key=PAGE_KEY,
+    fields={
+        **{name: (name, None) for name in _ROW_COLUMNS},
+        "status": ("status", _STATUSES),
+        "health": ("health", _HEALTHS),
+    },
+)
 
 
 @strawberry.input(description="Devices match when they satisfy every field given.")

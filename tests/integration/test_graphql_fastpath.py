@@ -13,7 +13,8 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from projections.tables import devices, fleets
-from tests.support.graphql import device_row, fleet_row, gql, graphql_client, insert
+from read_api.pagination import encode_cursor
+from tests.support.graphql import T0, device_row, fleet_row, gql, graphql_client, insert
 
 pytestmark = pytest.mark.integration
 
@@ -51,6 +52,83 @@ async def test_repeats_answer_like_the_first_time(db_engine: AsyncEngine, docume
     assert second == first == third
     entry = app.view.documents.get(query)
     assert entry is not None and entry.planned and entry.plan is not None
+
+
+ALL_DEVICE_COLUMNS = (
+    "id serialNumber hardwareProfile firmwareVersion status health fleetId desiredModelId "
+    "desiredModelVersion reportedModelId reportedModelVersion lastInstallError lastSeenAt "
+    "anomalyCount createdAt updatedAt version position"
+)
+# Pages whose nodes render straight from their rows (read_api.rowpages).
+ROW_DOCUMENTS = [
+    "{ devices(first: 10) { __typename edges { __typename cursor node { __typename "
+    + ALL_DEVICE_COLUMNS
+    + " } } pageInfo { __typename hasNextPage hasPreviousPage startCursor endCursor } } }",
+    "{ d: devices(first: 2) { e: edges { c: cursor n: node { s: serialNumber st: status "
+    "s: serialNumber } } p: pageInfo { e: endCursor n: hasNextPage } } }",
+    "query ($after: String) { devices(first: 2, after: $after) { edges { node { id health } } "
+    "pageInfo { hasPreviousPage startCursor } } }",
+    "query ($before: String) { devices(last: 2, before: $before) { edges { cursor } "
+    "pageInfo { hasNextPage hasPreviousPage } } }",
+    "{ devices(last: 3) { edges { node { serialNumber lastSeenAt fleetId } } } }",
+    "{ devices(first: 0) { edges { cursor } pageInfo { startCursor endCursor } } }",
+    "{ devices(first: 500) { edges { cursor } } }",  # BAD_USER_INPUT
+]
+
+
+@pytest.mark.parametrize("document", ROW_DOCUMENTS)
+async def test_pages_rendered_from_rows_answer_like_the_executor(
+    db_engine: AsyncEngine, document: str
+) -> None:
+    fleet = fleet_row("acme", "north")
+    rows = [
+        device_row("acme", "RP-0", fleet_id=fleet["id"], firmware_version=None),
+        device_row("acme", "RP-1", status="offline", health="degraded", last_seen_at=None),
+        device_row("acme", "RP-2", reported_model_version="1.2.0", last_install_error="oom"),
+        device_row("acme", "RP-3", updated_at=T0.replace(microsecond=123456)),
+    ]
+    others = [device_row("other", "RP-00"), device_row("other", "RP-4")]
+    await insert(db_engine, fleets, [fleet])
+    await insert(db_engine, devices, rows + others)
+    variables = {"after": encode_cursor(("RP-0",)), "before": encode_cursor(("RP-3",))}
+    variables = {name: value for name, value in variables.items() if f"${name}" in document}
+
+    async with graphql_client(db_engine) as (client, app):
+        first = await gql(client, document, variables)  # strawberry
+        second = await gql(client, document, variables)  # the row plan
+
+    assert second == first
+    assert "RP-00" not in str(first) and "RP-4" not in str(first)
+    entry = app.view.documents.get(document)
+    assert entry is not None and entry.plan is not None
+    assert entry.plan.roots[0].rows is not None
+
+
+async def test_a_value_the_schema_does_not_know_goes_to_the_executor(
+    db_engine: AsyncEngine,
+) -> None:
+    await insert(db_engine, devices, [device_row("acme", "UV-0", status="exploded")])
+    document = "{ devices(first: 5) { edges { node { serialNumber status } } } }"
+    async with graphql_client(db_engine) as (client, app):
+        first = await gql(client, document)
+        second = await gql(client, document)
+
+    assert second == first
+    assert first["data"] is None and first["errors"][0]["extensions"]["code"]
+    entry = app.view.documents.get(document)
+    assert entry is not None and entry.plan is not None and entry.plan.roots[0].rows is not None
+
+
+async def test_pages_selecting_more_than_columns_render_from_objects(
+    db_engine: AsyncEngine,
+) -> None:
+    document = "{ devices(first: 3) { edges { node { serialNumber lastAnomaly { kind } } } } }"
+    async with graphql_client(db_engine) as (client, app):
+        await gql(client, document)
+        await gql(client, document)
+
+    entry = app.view.documents.get(document)
+    assert entry is not None and entry.plan is not None and entry.plan.roots[0].rows is None
 
 
 async def test_documents_needing_the_executor_are_not_planned(db_engine: AsyncEngine) -> None:
