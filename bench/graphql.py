@@ -5,9 +5,10 @@ devices, fleets and models of one tenant, each server on one uvicorn worker
 (uvloop, httptools) driven by ``bench.graphql_load`` in its own process:
 
 * ``device(id)`` rotating over the seeded ids, and ``devices(first: 100)``;
-* servers: ``vigil`` (the real ``read_api`` app with its change bus, so the
-  row cache is on), ``vigil-nocache`` (the same app, every read from
-  PostgreSQL) and ``peer`` (``bench.graphql_peer``: a plain strawberry schema
+* servers: ``vigil`` (the real ``read_api`` app with its change bus, so its
+  cache of rows and pages is on: no writes arrive during the run, so after
+  the first reads every answer comes from memory), ``vigil-nocache`` (the
+  same app, every read from PostgreSQL) and ``peer`` (``bench.graphql_peer``: a plain strawberry schema
   over the same tables, no caching of any kind).
 
 Goals (DESIGN.md): device(id) >= 3,000 req/s with p99 < 10 ms, devices(first:

@@ -44,7 +44,7 @@ class RowSource:
     fields: Mapping[str, tuple[str, Mapping[Any, Any] | None]]
 
 
-@dataclass
+@dataclass(eq=False)  # hashed by identity: a key of the page cache
 class RowPagePlan:
     source: RowSource
     query: sa.Select[Any]
@@ -55,6 +55,15 @@ class RowPagePlan:
         self, context: ReadContext, request: PageRequest, min_position: int | None
     ) -> dict[str, Any]:
         context.require_position(min_position)
+        cache = context.services.cache if context.cacheable else None
+        group = (self.source.projection, context.tenant)
+        key = (self, request)
+        epoch = (0, 0)
+        if cache is not None:
+            hit = cache.get_page(group, key)
+            if hit is not None:
+                return hit
+            epoch = cache.page_epoch(group)
         await context.reach(self.source.projection)
         limit = context.services.limits.max_page_size
         async with context.connect() as conn:
@@ -67,7 +76,11 @@ class RowPagePlan:
                 params={"tenant": context.tenant},
                 prepared=self.prepared,
             )
-        return self.render(page)
+        rendered = self.render(page)
+        if cache is not None:
+            # Shared by every response served from it: only ever read (serialized).
+            cache.put_page(group, key, rendered, epoch)
+        return rendered
 
 
 def plan_rows(source: RowSource, selections: tuple[Selection, ...]) -> RowPagePlan | None:

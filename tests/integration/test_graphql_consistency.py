@@ -150,3 +150,44 @@ async def test_cached_rows_are_retired_by_notices_and_skipped_for_read_your_writ
 
     assert (cached, fresh, after_notice) == ("ONLINE", "OFFLINE", "OFFLINE")
     assert cache.hits >= 1
+
+
+PAGE = "{ devices(first: 10) { edges { node { serialNumber status } } } }"
+
+
+async def test_cached_pages_are_retired_by_notices_and_skipped_for_read_your_writes(
+    db_engine: AsyncEngine,
+) -> None:
+    await set_checkpoint(db_engine, "devices", 1)
+    row = device_row("acme", "PAGE-1", position=1)
+    await insert(db_engine, devices, [row])
+    bus = LocalChangeBus()
+
+    async def statuses(client: httpx.AsyncClient, **headers: str) -> list[str]:
+        body = await gql(client, PAGE, headers=headers)
+        return [edge["node"]["status"] for edge in body["data"]["devices"]["edges"]]
+
+    async with graphql_client(db_engine, bus=bus) as (client, app):
+        await app.start()
+        cache = app.services.cache
+        assert cache is not None
+        await statuses(client)  # strawberry answers, and the document is planned
+        assert await statuses(client) == ["ONLINE"]  # the row plan reads, and caches the page
+        hits = cache.hits
+        assert await statuses(client) == ["ONLINE"]
+        assert cache.hits == hits + 1
+        async with db_engine.begin() as conn:  # the projector applies position 2...
+            await conn.execute(
+                sa.update(devices)
+                .where(devices.c.id == row["id"])
+                .values(status="offline", position=2)
+            )
+        await set_checkpoint(db_engine, "devices", 2)
+        cached = await statuses(client)  # ...but has not published yet
+        fresh = await statuses(client, **{"X-Vigil-Min-Position": "2"})
+        before = cache.page_epoch(("devices", "acme"))
+        await bus.publish([notice(row, 2)])
+        await until(lambda: cache.page_epoch(("devices", "acme")) != before, "the notice")
+        after_notice = await statuses(client)
+
+    assert (cached, fresh, after_notice) == (["ONLINE"], ["OFFLINE"], ["OFFLINE"])

@@ -111,6 +111,23 @@ async def test_the_row_cache_is_per_tenant(db_engine: AsyncEngine) -> None:
     assert codes(other) == ["NOT_FOUND"]
 
 
+async def test_the_page_cache_is_per_tenant(db_engine: AsyncEngine) -> None:
+    from infrastructure.changes import LocalChangeBus
+
+    await insert(db_engine, devices, [device_row("tenant-a", "A-1"), device_row("tenant-b", "B-1")])
+    query = "{ devices(first: 5) { edges { node { serialNumber } } } }"
+
+    async with graphql_client(db_engine, bus=LocalChangeBus()) as (client, app):
+        await app.start()
+        pages = [await gql(client, query, tenant="tenant-a") for _ in range(3)]  # now cached
+        other = await gql(client, query, tenant="tenant-b")
+        assert app.services.cache is not None and app.services.cache.hits >= 1
+
+    serials = [[e["node"]["serialNumber"] for e in p["data"]["devices"]["edges"]] for p in pages]
+    assert serials == [["A-1"]] * 3
+    assert other["data"]["devices"]["edges"] == [{"node": {"serialNumber": "B-1"}}]
+
+
 TIME_TRAVEL = """
 query ($id: UUID!, $v: Int, $t: DateTime) {
   device(id: $id, atVersion: $v, atTime: $t) { status version source fleetId position health }

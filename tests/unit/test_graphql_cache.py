@@ -65,3 +65,54 @@ def test_clearing_blocks_reads_in_flight() -> None:
     cache.put(k, "row", epoch)
 
     assert cache.get(k) is None
+
+
+def page_notice(tenant: str = "acme", projection: str = "devices") -> ChangeNotice:
+    return ChangeNotice(projection, tenant, "device", uuid4(), 2, 7)
+
+
+def test_a_notice_retires_every_page_of_its_projection_and_tenant_only() -> None:
+    cache = RowCache()
+    ours, theirs, other_table = ("devices", "acme"), ("devices", "globex"), ("fleets", "acme")
+    for group in (ours, theirs, other_table):
+        cache.put_page(group, "first 100", f"page of {group}", cache.page_epoch(group))
+
+    cache.notice(page_notice("acme", "devices"))
+
+    assert cache.get_page(ours, "first 100") is None
+    assert cache.get_page(theirs, "first 100") == "page of ('devices', 'globex')"
+    assert cache.get_page(other_table, "first 100") == "page of ('fleets', 'acme')"
+
+
+def test_a_page_read_before_a_notice_is_not_cached() -> None:
+    cache = RowCache()
+    group = ("devices", "acme")
+    epoch = cache.page_epoch(group)  # the read starts...
+    cache.notice(page_notice())  # ...a device changes meanwhile...
+    cache.put_page(group, "first 100", "stale", epoch)  # ...and the read finishes.
+
+    assert cache.get_page(group, "first 100") is None
+    cache.put_page(group, "first 100", "fresh", cache.page_epoch(group))
+    assert cache.get_page(group, "first 100") == "fresh"
+
+
+def test_clearing_blocks_page_reads_in_flight_and_pages_expire() -> None:
+    cache = RowCache()
+    group = ("devices", "acme")
+    epoch = cache.page_epoch(group)
+    cache.clear()
+    cache.put_page(group, "first 100", "page", epoch)
+    assert cache.get_page(group, "first 100") is None
+
+    expired = RowCache(ttl=-1.0)
+    expired.put_page(group, "first 100", "page", expired.page_epoch(group))
+    assert expired.get_page(group, "first 100") is None
+
+
+def test_pages_are_bounded() -> None:
+    cache = RowCache(pages=2)
+    group = ("devices", "acme")
+    for n in range(3):
+        cache.put_page(group, n, f"page {n}", cache.page_epoch(group))
+
+    assert [cache.get_page(group, n) for n in range(3)] == [None, "page 1", "page 2"]
