@@ -8,8 +8,8 @@ devices, fleets and models of one tenant, each server on one uvicorn worker
 * servers: ``vigil`` (the real ``read_api`` app with its change bus, so its
   cache of rows and pages is on: no writes arrive during the run, so after
   the first reads every answer comes from memory), ``vigil-nocache`` (the
-  same app, every read from PostgreSQL) and ``peer`` (``bench.graphql_peer``: a plain strawberry schema
-  over the same tables, no caching of any kind).
+  same app, every read from PostgreSQL) and ``peer`` (``bench.graphql_peer``:
+  a plain strawberry schema over the same tables, no caching of any kind).
 
 Goals (DESIGN.md): device(id) >= 3,000 req/s with p99 < 10 ms, devices(first:
 100) >= 1,000 req/s. Nothing is asserted: figures and verdicts go to

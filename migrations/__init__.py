@@ -46,6 +46,15 @@ async def upgrade_async(engine: AsyncEngine, revision: str = HEAD) -> None:
         await conn.run_sync(_run, "upgrade", revision)
 
 
+def head_revision() -> str:
+    """The newest revision this package holds: where ``upgrade`` takes a database."""
+    from alembic.script import ScriptDirectory
+
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    assert head is not None, "migrations/versions holds no revision"
+    return head
+
+
 async def current_revision(engine: AsyncEngine) -> str | None:
     """The revision the database is at, None when it was never migrated."""
     from alembic.runtime.migration import MigrationContext

@@ -88,7 +88,13 @@ devices = sa.Table(
     metadata,
     _tenant(),
     sa.Column("id", sa.Uuid, primary_key=True),
-    sa.Column("serial_number", sa.String(64), nullable=False),
+    # Byte order on PostgreSQL (the "C" collation), as SQLite orders text: pages
+    # and prefix search then agree across databases and share one index.
+    sa.Column(
+        "serial_number",
+        sa.String(64).with_variant(sa.String(64, collation="C"), "postgresql"),
+        nullable=False,
+    ),
     sa.Column("hardware_profile", sa.String(64), nullable=False),
     sa.Column("firmware_version", sa.String(64)),
     # registered | online | offline | decommissioned
@@ -107,15 +113,9 @@ devices = sa.Table(
     sa.Column("last_anomaly_kind", sa.String(64)),
     sa.Column("last_anomaly_severity", sa.String(16)),
     *_stamps(),
-    # Unique, and with the pattern operator class on PostgreSQL so that prefix
-    # search (``LIKE 'abc%'``) can use it whatever the database's collation.
-    sa.Index(
-        None,
-        "tenant_id",
-        "serial_number",
-        unique=True,
-        postgresql_ops={"serial_number": "varchar_pattern_ops"},
-    ),
+    # Serves keyset pages (ORDER BY serial_number) and, the column being "C",
+    # prefix search (``LIKE 'abc%'``) too.
+    sa.Index(None, "tenant_id", "serial_number", unique=True),
     sa.Index(None, "tenant_id", "fleet_id"),
     sa.Index(None, "tenant_id", "status"),
     sa.Index(None, "tenant_id", "reported_model_version"),

@@ -26,13 +26,13 @@ async def test_migrated_schema_matches_the_table_definitions(db_engine: AsyncEng
 
     async with db_engine.connect() as conn:
         assert await conn.run_sync(diff) == []
-    assert await migrations.current_revision(db_engine) == "0001"
+    assert await migrations.current_revision(db_engine) == migrations.head_revision()
 
 
 async def test_upgrading_twice_changes_nothing(db_engine: AsyncEngine) -> None:
     await migrations.upgrade_async(db_engine)
 
-    assert await migrations.current_revision(db_engine) == "0001"
+    assert await migrations.current_revision(db_engine) == migrations.head_revision()
 
 
 def test_every_read_model_key_starts_with_the_tenant() -> None:
@@ -76,4 +76,4 @@ def test_sync_upgrade_migrates_a_fresh_sqlite_file(sqlite_url: str) -> None:
         finally:
             await engine.dispose()
 
-    assert asyncio.run(check()) == "0001"
+    assert asyncio.run(check()) == migrations.head_revision()
