@@ -112,6 +112,7 @@ def serve(kind: str, port: int, url: str, secret: str) -> None:
     from infrastructure.changes import LocalChangeBus
     from infrastructure.database import create_engine
     from read_api.app import create_graphql_app
+    from vigil.stack import settle_heap
 
     engine = create_engine(url)
     authenticator = Authenticator(secret)
@@ -129,6 +130,7 @@ def serve(kind: str, port: int, url: str, secret: str) -> None:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> Any:
+        settle_heap()  # as `vigil api` does once started
         yield
         if hasattr(endpoint, "close"):
             await endpoint.close()
@@ -143,6 +145,8 @@ def serve(kind: str, port: int, url: str, secret: str) -> None:
         http="httptools",
         log_level="warning",
         access_log=False,
+        server_header=False,
+        date_header=False,
     )
 
 
