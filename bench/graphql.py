@@ -5,6 +5,8 @@ devices, fleets and models of one tenant, each server on one uvicorn worker
 (uvloop, httptools) driven by ``bench.graphql_load`` in its own process:
 
 * ``device(id)`` rotating over the seeded ids, and ``devices(first: 100)``;
+  every distinct request is sent once before the warm-up (``--prime``), so
+  the timed window sees a server in its steady state, whatever its caches;
 * servers: ``vigil`` (the real ``read_api`` app with its change bus, so its
   cache of rows and pages is on: no writes arrive during the run, so after
   the first reads every answer comes from memory), ``vigil-nocache`` (the
@@ -182,7 +184,7 @@ def measure(
                     *("--mode", mode, "--token", token, "--ids", str(ids_file)),
                     *("--connections", str(timing["connections"][mode])),
                     *("--duration", str(timing["duration"]), "--warmup", str(timing["warmup"])),
-                    *("--watch", f"server={server.pid}"),
+                    *("--watch", f"server={server.pid}", "--prime"),
                 ],
                 env=python_env(),
             )

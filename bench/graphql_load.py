@@ -3,7 +3,8 @@
 ``bench.loadgen`` renders command bodies only; this module gives its
 ``Connection`` protocol a plan of pre-rendered GraphQL requests (one per
 device id for ``device``, one document for ``devices``) and measures the same
-way: a warm-up, then a timed window; one JSON line on stdout with rps,
+way: with ``--prime`` every distinct request once, then a warm-up, then a
+timed window; one JSON line on stdout with rps,
 latency percentiles, status counts, GraphQL error count and CPU use.
 """
 
@@ -69,9 +70,33 @@ class CheckedConnection(Connection):
         super().data_received(data)
 
 
+async def prime(args: argparse.Namespace, requests: list[bytes]) -> None:
+    """Send every distinct request once, 16 at a time, and read each answer."""
+    pending = iter(requests)
+
+    async def one_connection() -> None:
+        reader, writer = await asyncio.open_connection(args.host, args.port)
+        try:
+            for request in pending:
+                writer.write(request)
+                head = await reader.readuntil(HEADER_END)
+                length = next(
+                    int(line.split(b":", 1)[1])
+                    for line in head.split(b"\r\n")
+                    if line.lower().startswith(b"content-length:")
+                )
+                await reader.readexactly(length)
+        finally:
+            writer.close()
+
+    await asyncio.gather(*(one_connection() for _ in range(16)))
+
+
 async def run(args: argparse.Namespace, ids: list[str]) -> dict[str, Any]:
     _check_loopback(args.host)
     plan = GraphQLPlan(args.host, args.port, args.token, bodies(args.mode, ids))
+    if args.prime:
+        await prime(args, plan.requests)
     stats = Stats()
     loop = asyncio.get_running_loop()
     futures: list[asyncio.Future[None]] = []
@@ -128,6 +153,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--token", required=True)
     parser.add_argument("--ids", help="JSON file of device ids (device mode)")
     parser.add_argument("--watch", help="name=pid,... whose CPU use to report")
+    parser.add_argument(
+        "--prime", action="store_true", help="send every distinct request once before the warm-up"
+    )
     args = parser.parse_args(argv)
     import uvloop
 
