@@ -30,7 +30,7 @@ from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any, cast
+from typing import Any, Protocol, cast
 from uuid import UUID
 
 from eventsourcing.persistence import Mapper
@@ -156,6 +156,14 @@ class _Decoded:
         return self._records
 
 
+class Demand(Protocol):
+    """What feeds ``dispatch``, started while subscriptions need it (``feed.JetStreamLiveFeed``)."""
+
+    async def acquire(self) -> None: ...
+
+    def release(self) -> None: ...
+
+
 Replay = Callable[[EventFilter, int], AsyncGenerator[RecordedCommit, None]]
 """Commits from a position up to (at least) the head at call time, in order; every one
 ``EventFilter`` wants is among them (others may be too: the stream filters again)."""
@@ -165,8 +173,12 @@ class LiveEvents:
     """Replay-then-live event streams, fed by one live feed per process.
 
     ``replay`` defaults to the store's ``read_all`` (every commit of every
-    tenant); the JetStream hub passes a subject-filtered reader instead.
+    tenant); the JetStream hub passes a subject-filtered reader instead, and
+    its live feed as ``demand``: each stream holds it from before it reads
+    ``position`` until it ends.
     """
+
+    demand: Demand | None = None
 
     def __init__(
         self,
@@ -204,6 +216,20 @@ class LiveEvents:
 
         ``on_live`` is called once the replay is over and the live feed reaches the stream.
         """
+        demand = self.demand
+        if demand is not None:
+            await demand.acquire()  # position is live from here on
+        try:
+            async with contextlib.aclosing(self._stream(flt, after, on_live)) as stream:
+                async for records in stream:
+                    yield records
+        finally:
+            if demand is not None:
+                demand.release()
+
+    async def _stream(
+        self, flt: EventFilter, after: int, on_live: Callable[[], None] | None
+    ) -> AsyncGenerator[list[EventRecord], None]:
         covered = max(after, 0)
         while self.position > covered:
             reached = self.position  # all committed before this replay starts

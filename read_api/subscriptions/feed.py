@@ -1,6 +1,12 @@
-"""The live event feed: one JetStream ordered consumer per API process.
+"""The live event feed: one JetStream ordered consumer per API process, while it is wanted.
 
-It starts just after the head it saw at start-up and hands every commit to
+It follows the whole stream, every tenant's commits, so it runs only while
+some ``events`` subscription needs it: the first one starts it (``acquire``,
+before it looks at the live position), and it stops ``idle`` seconds after
+the last one left (``release``), instead of decoding the stream for nobody
+(at thousands of commits a second that was a fifth of an API process).
+
+It starts just after the head it sees when started and hands every commit to
 ``LiveEvents.dispatch`` in position order. nats-py's ordered consumer already
 recreates itself after a gap or a reconnect; should the subscription itself
 end (the connection closed and reopened), the feed resumes from the position
@@ -106,24 +112,70 @@ class JetStreamLiveFeed:
         live: LiveEvents,
         *,
         retry_delay: float = 1.0,
+        idle: float = 30.0,
     ) -> None:
         self._js = js
         self._store = store
         self._live = live
         self._retry_delay = retry_delay
+        self._idle = idle
         self._task: asyncio.Task[None] | None = None
+        self._users = 0
+        self._switch = asyncio.Lock()  # starting and stopping, one at a time
+        self._idle_stop: asyncio.TimerHandle | None = None
         self.commits_seen = 0
+        self.starts = 0
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None
+
+    async def acquire(self) -> None:
+        """A subscription needs the feed: returns once it runs."""
+        self._users += 1
+        if self._idle_stop is not None:
+            self._idle_stop.cancel()
+            self._idle_stop = None
+        try:
+            async with self._switch:
+                if self._task is None:
+                    await self.start()
+        except BaseException:
+            self.release()
+            raise
+
+    def release(self) -> None:
+        """A subscription is done with the feed; the last one out stops it after ``idle``."""
+        self._users -= 1
+        if self._users == 0 and self._task is not None and self._idle_stop is None:
+            loop = asyncio.get_running_loop()
+            self._idle_stop = loop.call_later(self._idle, self._stop_if_idle)
+
+    def _stop_if_idle(self) -> None:
+        self._idle_stop = None
+        if self._users == 0:
+            asyncio.get_running_loop().create_task(self._stop_unused(), name="live-feed-stop")
+
+    async def _stop_unused(self) -> None:
+        async with self._switch:
+            if self._users == 0:
+                await self.stop()
 
     async def start(self) -> None:
         """Begin after the current head; returns once the consumer exists."""
+        self.starts += 1
         self._live.position = await self._store.head_position()
         ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._task = asyncio.create_task(self._run(ready), name="live-event-feed")
         await asyncio.wait({ready, self._task}, return_when=asyncio.FIRST_COMPLETED)
         if not ready.done():
-            await self._task
+            task, self._task = self._task, None
+            await task  # raises what stopped it
 
     async def stop(self) -> None:
+        if self._idle_stop is not None:
+            self._idle_stop.cancel()
+            self._idle_stop = None
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

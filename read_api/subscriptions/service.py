@@ -48,9 +48,7 @@ class SubscriptionHub:
         self.limits = limits
 
     async def start(self) -> None:
-        await self.notices.start()
-        if self.feed is not None:
-            await self.feed.start()
+        await self.notices.start()  # the live event feed starts with its first subscriber
 
     async def stop(self) -> None:
         await self.fanout.close()
@@ -85,12 +83,14 @@ def build_hub(
     limits: SubscriptionLimits | None = None,
     share_executions: bool = True,
     bus_retry_delay: float = 1.0,
+    live_idle: float = 30.0,
 ) -> SubscriptionHub:
     """Wire a hub: ``bus`` feeds deviceUpdated/fleetUpdated, ``store`` and ``nc`` feed events.
 
     With a ``JetStreamEventStore`` and its client ``nc`` the hub follows the
-    stream with one ordered consumer; without them (unit tests, tools) live
-    commits reach it only through ``hub.events.dispatch``.
+    stream with one ordered consumer while ``events`` subscriptions need it
+    (until ``live_idle`` seconds after the last one); without them (unit
+    tests, tools) live commits reach it only through ``hub.events.dispatch``.
     """
     limits = limits or SubscriptionLimits()
     feed = None
@@ -99,7 +99,8 @@ def build_hub(
         events = LiveEvents(
             store, mapper, queue_size=limits.live_backlog, replay=JetStreamReplay(js, store)
         )
-        feed = JetStreamLiveFeed(js, store, events)
+        feed = JetStreamLiveFeed(js, store, events, idle=live_idle)
+        events.demand = feed
     else:
         events = LiveEvents(store, mapper, queue_size=limits.live_backlog)
     return SubscriptionHub(

@@ -92,6 +92,66 @@ async def test_a_subscriber_starting_amid_concurrent_writers_gets_each_commit_on
     assert len(seen) == len(devices) + total
 
 
+async def consumers(nats_client, jetstream_store) -> int:
+    info = await nats_client.jetstream().stream_info(jetstream_store.config.stream)
+    return int(info.state.consumer_count)
+
+
+async def until(condition, what: str) -> None:
+    """Poll ``condition`` (it asks the server) for up to five seconds."""
+    for _ in range(500):
+        if await condition():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"never happened: {what}")
+
+
+async def test_the_feed_follows_the_stream_only_while_events_are_subscribed(
+    nats_client, jetstream_store, service
+):
+    hub = build_hub(
+        jetstream_store, build_mapper(), LocalChangeBus(), nc=nats_client, live_idle=0.05
+    )
+    await hub.start()
+    try:
+        device = await register(service, "acme")
+        assert hub.feed is not None and not hub.feed.running
+        assert await consumers(nats_client, jetstream_store) == 0
+
+        live = asyncio.Event()
+        stream = hub.events.stream(EventFilter("acme"), 0, on_live=live.set)
+        async with contextlib.aclosing(stream) as events:
+            assert [r.aggregate_id for r in await anext(events)] == [device]
+            assert hub.feed.running
+            waiting = asyncio.ensure_future(anext(events))
+            await live.wait()
+            first = await anomaly(service, "acme", device, 0)
+            assert [r.position for r in await waiting] == [first]
+
+        async def stopped() -> bool:
+            return not hub.feed.running
+
+        await until(stopped, "the feed stops once nobody needs it")
+        seen_by_feed = hub.feed.commits_seen
+        missed = [await anomaly(service, "acme", device, n) for n in (1, 2)]
+        assert hub.feed.commits_seen == seen_by_feed  # nobody decodes them
+
+        live.clear()
+        seen: list[int] = []
+        stream = hub.events.stream(EventFilter("acme"), first, on_live=live.set)
+        async with contextlib.aclosing(stream) as events:
+            while len(seen) < len(missed):
+                seen += [r.position for r in await anext(events)]
+            waiting = asyncio.ensure_future(anext(events))
+            await live.wait()
+            newest = await anomaly(service, "acme", device, 3)
+            seen += [r.position for r in await waiting]
+        assert seen == [*missed, newest]
+        assert hub.feed.starts == 2
+    finally:
+        await hub.stop()
+
+
 async def test_a_filtered_replay_reads_only_the_subjects_it_names(
     nats_client, jetstream_store, service
 ):
