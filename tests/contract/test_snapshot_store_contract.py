@@ -86,3 +86,22 @@ class TestKeyValueSnapshotStore(SnapshotStoreContract):
     @pytest.fixture
     def snapshots(self, kv_snapshot_store: KeyValueSnapshotStore) -> SnapshotStore:
         return kv_snapshot_store
+
+    async def test_a_process_with_an_outdated_view_never_replaces_a_newer_snapshot(
+        self, nats_client, jetstream_config
+    ):
+        # Two processes, each remembering what it last wrote of the same key.
+        js = nats_client.jetstream()
+        first = await KeyValueSnapshotStore.open(js, jetstream_config)
+        second = await KeyValueSnapshotStore.open(js, jetstream_config)
+        ref = device()
+        await first.put(snapshot(ref, 50))
+        await second.put(snapshot(ref, 100))  # second has never seen the key: create fails
+        await first.put(snapshot(ref, 80))  # first remembers 50: its conditional write fails
+        assert await first.get(ref) == snapshot(ref, 100)
+        await first.put(snapshot(ref, 150))
+        await second.put(snapshot(ref, 120))  # second remembers 100, first has written 150
+        assert await second.get(ref) == snapshot(ref, 150)
+        await second.put(snapshot(ref, 200))
+        await first.put(snapshot(ref, 250))  # first remembers 150: conflict, compare, write
+        assert await second.get(ref) == snapshot(ref, 250)
