@@ -117,6 +117,17 @@ async def test_a_malformed_position_header_is_refused(db_engine: AsyncEngine) ->
     assert codes(body) == ["BAD_USER_INPUT"]
 
 
+async def go_offline_unannounced(engine: AsyncEngine, row: dict[str, Any], position: int) -> None:
+    """What the projector commits for the device going offline, before it publishes."""
+    async with engine.begin() as conn:
+        await conn.execute(
+            sa.update(devices)
+            .where(devices.c.id == row["id"])
+            .values(status="offline", position=position)
+        )
+    await set_checkpoint(engine, "devices", position)
+
+
 async def test_cached_rows_are_retired_by_notices_and_skipped_for_read_your_writes(
     db_engine: AsyncEngine,
 ) -> None:
@@ -133,13 +144,7 @@ async def test_cached_rows_are_retired_by_notices_and_skipped_for_read_your_writ
     async with graphql_client(db_engine, bus=bus) as (client, app):
         await app.start()
         assert await status(client) == "ONLINE"  # now cached
-        async with db_engine.begin() as conn:  # the projector applies position 2...
-            await conn.execute(
-                sa.update(devices)
-                .where(devices.c.id == row["id"])
-                .values(status="offline", position=2)
-            )
-        await set_checkpoint(db_engine, "devices", 2)
+        await go_offline_unannounced(db_engine, row, position=2)  # the projector commits...
         cached = await status(client)  # ...but has not published yet
         fresh = await status(client, **{"X-Vigil-Min-Position": "2"})
         await bus.publish([notice(row, 2)])
@@ -176,13 +181,7 @@ async def test_cached_pages_are_retired_by_notices_and_skipped_for_read_your_wri
         hits = cache.hits
         assert await statuses(client) == ["ONLINE"]
         assert cache.hits == hits + 1
-        async with db_engine.begin() as conn:  # the projector applies position 2...
-            await conn.execute(
-                sa.update(devices)
-                .where(devices.c.id == row["id"])
-                .values(status="offline", position=2)
-            )
-        await set_checkpoint(db_engine, "devices", 2)
+        await go_offline_unannounced(db_engine, row, position=2)  # the projector commits...
         cached = await statuses(client)  # ...but has not published yet
         fresh = await statuses(client, **{"X-Vigil-Min-Position": "2"})
         before = cache.page_epoch(("devices", "acme"))
