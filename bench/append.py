@@ -36,7 +36,6 @@ such a file. There are no pass/fail exits: goals are reported, not asserted.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import secrets
 import signal
@@ -47,14 +46,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from bench.append_report import markdown, print_table
 from bench.common import (
     BIN,
     BenchDatabase,
     Cleanup,
-    CpuWatch,
     NatsProcess,
     free_port,
-    latency_summary,
     machine_info,
     make_workdir,
     python_env,
@@ -140,204 +138,6 @@ QUICK = Sizes(
 )
 
 
-# -- workers: (a) and its raw-publish peer, each run in its own process -------------------
-
-
-class Window:
-    """The measured stretch of a run: only operations inside it count."""
-
-    def __init__(self) -> None:
-        self.start = float("inf")
-        self.end = float("inf")
-        self.stopping = False
-        self.latencies: list[float] = []
-
-    def record(self, began: float, done: float) -> None:
-        if began >= self.start and done <= self.end:
-            self.latencies.append(done - began)
-
-    async def run(
-        self, tasks: list[asyncio.Task[None]], warmup: float, duration: float, nats_pid: int
-    ) -> dict[str, Any]:
-        watch = CpuWatch({"nats-server": nats_pid} if nats_pid else {})
-        await asyncio.sleep(warmup)
-        self.start = time.perf_counter()
-        cpu = time.process_time()
-        watch.start()
-        await asyncio.sleep(duration)
-        self.end = time.perf_counter()
-        cpu = time.process_time() - cpu
-        server_cpu = watch.stop()
-        self.stopping = True
-        await asyncio.gather(*tasks)
-        elapsed = self.end - self.start
-        count = len(self.latencies)
-        return {
-            "count": count,
-            "elapsed_s": round(elapsed, 3),
-            "events_per_s": round(count / elapsed, 1),
-            "client_cpu": round(cpu / elapsed, 3),
-            "server_cpu": server_cpu,
-            **latency_summary(self.latencies),
-        }
-
-
-async def _connect(url: str) -> Any:
-    import nats
-
-    return await nats.connect(url, name="vigil-bench", pending_size=64 * 1024 * 1024)
-
-
-def _new_device(serial: str, at: datetime) -> Any:
-    from domain.device import Device
-
-    return Device.register(
-        tenant_id="bench", serial_number=serial, hardware_profile="orin-nx", actor="bench", at=at
-    )
-
-
-async def append_worker(args: argparse.Namespace) -> dict[str, Any]:
-    """(a): ``in_flight`` coroutines appending one-event commits through the EventStore port."""
-    from eventsourcing.persistence import StoredEvent
-
-    from domain.device import Device
-    from infrastructure.eventstore.codec import build_mapper
-    from infrastructure.eventstore.jetstream import JetStreamEventStore
-    from infrastructure.eventstore.port import NewCommit, StreamRef
-    from infrastructure.eventstore.setup import JetStreamConfig, ensure_jetstream
-
-    nc = await _connect(args.nats_url)
-    try:
-        js = nc.jetstream()
-        config = JetStreamConfig()
-        await ensure_jetstream(js, config)
-        store = JetStreamEventStore(js, config)
-        mapper = build_mapper()
-        run_id = secrets.token_hex(4)
-        at = datetime.now(UTC)
-
-        async def commit(device: Any, key: str) -> None:
-            stored = [mapper.to_stored_event(e) for e in device.collect_events()]
-            ref = StreamRef("bench", Device.TYPE, device.id)
-            expected = stored[0].originator_version - 1
-            await store.append(NewCommit(ref, expected, stored, idempotency_key=key))
-
-        async def create(worker: int) -> list[Any]:
-            devices = []
-            for k in range(args.devices_per_worker):
-                device = _new_device(f"store-{run_id}-{worker}-{k}", at)
-                await commit(device, f"{run_id}-c-{worker}-{k}")
-                devices.append(device)
-            return devices
-
-        t0 = time.perf_counter()
-        owned = await asyncio.gather(*(create(w) for w in range(args.in_flight)))
-        create_elapsed = time.perf_counter() - t0
-        created = args.in_flight * args.devices_per_worker
-
-        window = Window()
-
-        async def decide_and_append(worker: int) -> None:
-            # The whole write path minus HTTP: decide, map, append.
-            own = owned[worker]
-            seq = 0
-            while not window.stopping:
-                device = own[seq % len(own)]
-                began = time.perf_counter()
-                device.raise_anomaly(
-                    "thermal", "warning", f"npu at 91C, seq {seq}", actor="bench", at=at
-                )
-                await commit(device, f"{run_id}-{worker}-{seq}")
-                window.record(began, time.perf_counter())
-                seq += 1
-
-        # The port alone: events mapped beforehand. A stored event's state does
-        # not hold its version, so one mapped AnomalyRaised serves every version.
-        template = _new_device(f"template-{run_id}", at)
-        template.raise_anomaly("thermal", "warning", "npu at 91C", actor="bench", at=at)
-        mapped = mapper.to_stored_event(template.collect_events()[-1])
-
-        async def append_only(worker: int) -> None:
-            own = [(StreamRef("bench", Device.TYPE, d.id), d.id, d.version) for d in owned[worker]]
-            versions = [version for _, _, version in own]
-            seq = 0
-            while not window.stopping:
-                slot = seq % len(own)
-                ref, device_id, _ = own[slot]
-                version = versions[slot] + 1
-                event = StoredEvent(device_id, version, mapped.topic, mapped.state)
-                began = time.perf_counter()
-                await store.append(
-                    NewCommit(ref, version - 1, [event], idempotency_key=f"{run_id}-{worker}-{seq}")
-                )
-                window.record(began, time.perf_counter())
-                versions[slot] = version
-                seq += 1
-
-        loop = append_only if args.variant == "port" else decide_and_append
-        tasks = [asyncio.create_task(loop(w)) for w in range(args.in_flight)]
-        result = await window.run(tasks, args.warmup, args.duration, args.nats_pid)
-        result.update(
-            variant=args.variant,
-            in_flight=args.in_flight,
-            aggregates=created,
-            create_commits_per_s=round(created / create_elapsed, 1),
-        )
-        return result
-    finally:
-        await nc.close()
-
-
-async def publish_worker(args: argparse.Namespace) -> dict[str, Any]:
-    """Peer of (a): raw ``js.publish`` of a commit-sized payload, ``in_flight`` at a time."""
-    from infrastructure.eventstore.codec import build_mapper
-    from infrastructure.eventstore.jetstream import encode_events
-    from infrastructure.eventstore.setup import JetStreamConfig, stream_config
-
-    nc = await _connect(args.nats_url)
-    try:
-        js = nc.jetstream()
-        config = JetStreamConfig(stream="BENCH_RAW", subject_prefix="bench.raw")
-        await js.add_stream(stream_config(config))
-        at = datetime.now(UTC)
-        device = _new_device("raw-payload", at)
-        device.raise_anomaly("thermal", "warning", "npu at 91C, seq 1", actor="bench", at=at)
-        mapper = build_mapper()
-        payload = encode_events([mapper.to_stored_event(device.collect_events()[-1])])
-        run_id = secrets.token_hex(4)
-        subjects = [
-            [
-                f"{config.subject_prefix}.bench.device.{run_id}{w:04d}{k:04d}"
-                for k in range(args.devices_per_worker)
-            ]
-            for w in range(args.in_flight)
-        ]
-        window = Window()
-
-        async def publish(worker: int) -> None:
-            own = subjects[worker]
-            seq = 0
-            while not window.stopping:
-                began = time.perf_counter()
-                await js.publish(own[seq % len(own)], payload)
-                window.record(began, time.perf_counter())
-                seq += 1
-
-        tasks = [asyncio.create_task(publish(w)) for w in range(args.in_flight)]
-        result = await window.run(tasks, args.warmup, args.duration, args.nats_pid)
-        result.update(in_flight=args.in_flight, payload_bytes=len(payload))
-        return result
-    finally:
-        await nc.close()
-
-
-def run_worker(args: argparse.Namespace) -> dict[str, Any]:
-    import uvloop
-
-    worker = {"append": append_worker, "publish": publish_worker}[args.worker]
-    return uvloop.run(worker(args))
-
-
 # -- the orchestrator -----------------------------------------------------------------
 
 
@@ -352,7 +152,7 @@ def _python(*args: str) -> list[str]:
 def _worker_args(kind: str, nats: NatsProcess, sizes: Sizes, variant: str = "port") -> list[str]:
     return _python(
         "-m",
-        "bench.append",
+        "bench.append_workers",
         "--worker",
         kind,
         "--variant",
@@ -699,136 +499,6 @@ def _verdict(entry: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-# -- presentation ---------------------------------------------------------------------
-
-Row = tuple[str, str, str, str, str, str]
-
-
-def _n(value: float) -> str:
-    return f"{value:,.0f}"
-
-
-def _ms(result: dict[str, Any]) -> str:
-    return f"{result['p50_ms']:.1f} / {result['p99_ms']:.1f}"
-
-
-def _short(run: str) -> str:
-    return "seq" if run == "sequential" else run.removeprefix("threads_") + " thr"
-
-
-def _ok(flag: bool) -> str:
-    return "PASS" if flag else "FAIL"
-
-
-def rows(results: dict[str, Any]) -> list[Row]:
-    """(durability, figure, Vigil, peer, goal, result) for the table and README."""
-    out: list[Row] = []
-    starlette = results["starlette"]
-    for mode, entry in results["durability"].items():
-        label = f"{mode} ({entry['label']})"
-        verdict = entry["verdict"]
-        append, raw, http = entry["append"], entry["raw_publish"], entry["http"]
-        decide, peer = entry["decide_append"], entry["peer"]
-        peer_detail = ", ".join(
-            f"{_n(r['events_per_s'])} {_short(name)}" for name, r in peer["runs"].items()
-        )
-        out += [
-            (
-                label,
-                "(a) events/s through EventStore.append, 64 in flight",
-                _n(append["events_per_s"]),
-                f"{_n(raw['events_per_s'])} raw js.publish",
-                f">= {_n(GOALS['append_events_per_s'])}",
-                _ok(verdict["append_events_per_s"]),
-            ),
-            (label, "(a) append latency p50 / p99 ms", _ms(append), _ms(raw), "", ""),
-            (
-                label,
-                "(b) commands/s through HTTP, 64 clients",
-                _n(http["commands_per_s"]),
-                f"{_n(starlette['requests_per_s'])} plain Starlette",
-                f">= {_n(GOALS['http_commands_per_s'])}",
-                _ok(verdict["http_commands_per_s"]),
-            ),
-            (
-                label,
-                "(b) command latency p50 / p99 ms",
-                _ms(http),
-                _ms(starlette["loadgen"]),
-                f"p99 < {GOALS['http_p99_ms']:.0f}",
-                _ok(verdict["http_p99_ms"]),
-            ),
-            (
-                label,
-                "(c) decide+map+append events/s vs eventsourcing+PG",
-                _n(decide["events_per_s"]),
-                f"{_n(peer['events_per_s'])} ({peer_detail})",
-                f">= {GOALS['vigil_vs_peer']:.0f}x",
-                f"{_ok(verdict['vigil_vs_peer'])} {verdict['vigil_vs_peer_ratio']:.1f}x",
-            ),
-        ]
-    return out
-
-
-def print_table(results: dict[str, Any]) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    console = Console(width=None if sys.stdout.isatty() else 140)
-    machine = results["machine"]
-    by_mode: dict[str, list[Row]] = {}
-    for row in rows(results):
-        by_mode.setdefault(row[0], []).append(row)
-    for label, mode_rows in by_mode.items():
-        mode = label.split(" ", 1)[0]
-        entry = results["durability"][mode]
-        table = Table(
-            title=f"{label}: {entry['nats']} vs PostgreSQL {entry['postgres']}",
-            title_justify="left",
-        )
-        for column in ("figure", "Vigil", "peer", "goal", "result"):
-            table.add_column(column, justify="right" if column == "Vigil" else "left")
-        for row in mode_rows:
-            colour = "green" if row[5].startswith("PASS") else "red"
-            table.add_row(*row[1:5], f"[{colour}]{row[5]}[/]" if row[5] else "")
-        console.print(table)
-    loadgen = results["starlette"]["loadgen"]
-    note = (
-        f"{results['mode']} run {results['timestamp']}, {results['duration_s']}s; "
-        f"{machine['cpu']}, {machine['cores']} cores, {machine['memory_gib']} GiB, "
-        f"other load up to {machine.get('other_load_max', 0):.1f} cores in a window; "
-        f"Python {machine['python']}, "
-        f"nats-server {machine['nats_server']}, PostgreSQL {machine['postgres']}.\n"
-        f"Load generator on plain Starlette: {_n(loadgen['rps'])} req/s using "
-        f"{loadgen['client_cpu']:.2f} core"
-    )
-    wrk = results["starlette"].get("wrk")
-    if wrk:
-        note += f"; wrk on the same endpoint: {_n(wrk.get('requests_per_s', 0))} req/s"
-    console.print(note + ".")
-
-
-def markdown(results: dict[str, Any]) -> str:
-    machine = results["machine"]
-    lines = [
-        "| durability | figure | Vigil | peer | goal | result |",
-        "|---|---|---:|---|---|---|",
-    ]
-    last = None
-    for row in rows(results):
-        cells = ("" if row[0] == last else row[0], *row[1:])
-        lines.append("| " + " | ".join(cells) + " |")
-        last = row[0]
-    lines.append("")
-    lines.append(
-        f"Measured {results['timestamp']} ({results['mode']} run) on {machine['cpu']}, "
-        f"{machine['cores']} cores, {machine['memory_gib']} GiB; Python {machine['python']}, "
-        f"nats-server {machine['nats_server']}, PostgreSQL {machine['postgres']}; other load "
-        f"on the machine up to {machine.get('other_load_max', 0):.1f} cores in a window."
-    )
-    return "\n".join(lines)
-
-
 # -- entry point ----------------------------------------------------------------------
 
 
@@ -841,20 +511,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="tiny counts, runs in seconds")
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
     parser.add_argument("--markdown", type=Path, help="print README's table from a results file")
-    # Worker mode (used by the orchestrator; each worker is its own process).
-    parser.add_argument("--worker", choices=("append", "publish"), help=argparse.SUPPRESS)
-    parser.add_argument("--variant", choices=("port", "command"), help=argparse.SUPPRESS)
-    parser.add_argument("--nats-url", help=argparse.SUPPRESS)
-    parser.add_argument("--nats-pid", type=int, default=0, help=argparse.SUPPRESS)
-    parser.add_argument("--in-flight", type=int, default=64, help=argparse.SUPPRESS)
-    parser.add_argument("--devices-per-worker", type=int, default=4, help=argparse.SUPPRESS)
-    parser.add_argument("--warmup", type=float, default=1.0, help=argparse.SUPPRESS)
-    parser.add_argument("--duration", type=float, default=5.0, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
-    if args.worker:
-        sys.stdout.write(json.dumps(run_worker(args)) + "\n")
-        return 0
     if args.markdown:
         print(markdown(json.loads(args.markdown.read_text())))
         return 0
