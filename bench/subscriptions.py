@@ -77,6 +77,15 @@ async def hub_stats(port: int) -> dict[str, Any]:
     return stats
 
 
+async def until_live(port: int, within: float = 60.0) -> None:
+    """Wait until every events execution watches the live feed (it starts on demand)."""
+    deadline = time.monotonic() + within
+    while (stats := await hub_stats(port))["event_watches"] < stats["executions"]:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"events subscriptions never all went live: {stats}")
+        await asyncio.sleep(0.05)
+
+
 async def measure_kind(
     writer: Writer, kind: str, port: int, token: str, server_pid: int, shape: dict[str, int]
 ) -> dict[str, Any]:
@@ -104,6 +113,8 @@ async def measure_kind(
 
         if (ready := await line()) != "READY":
             raise RuntimeError(f"load generator said {ready!r}")
+        if kind == "events":
+            await until_live(port)
         before = await hub_stats(port)
         commits: list[float] = []
         cpu: list[dict[str, float]] = []

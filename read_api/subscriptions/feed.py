@@ -86,9 +86,11 @@ class JetStreamReplay:
                 )
             except nats.errors.Error as err:
                 raise StoreUnavailable(f"cannot replay {config.stream}: {err}") from err
+        consumer = None
         try:
             async with self._gate:
                 info = await sub.consumer_info()
+            consumer = info.name
             if info.num_pending == 0 and not (info.delivered and info.delivered.consumer_seq):
                 return  # nothing matches after ``start``
             while True:
@@ -102,6 +104,12 @@ class JetStreamReplay:
         finally:
             with contextlib.suppress(nats.errors.Error):
                 await sub.unsubscribe()
+            # The server would keep the consumer until its inactivity threshold: a crowd
+            # replaying at once would run into the stream's consumer limit.
+            if consumer is not None:
+                with contextlib.suppress(nats.errors.Error):
+                    async with self._gate:
+                        await self._js.delete_consumer(config.stream, consumer)
 
 
 class JetStreamLiveFeed:
@@ -123,6 +131,7 @@ class JetStreamLiveFeed:
         self._users = 0
         self._switch = asyncio.Lock()  # starting and stopping, one at a time
         self._idle_stop: asyncio.TimerHandle | None = None
+        self._starting: asyncio.Future[None] | None = None
         self.commits_seen = 0
         self.starts = 0
 
@@ -131,18 +140,29 @@ class JetStreamLiveFeed:
         return self._task is not None
 
     async def acquire(self) -> None:
-        """A subscription needs the feed: returns once it runs."""
+        """A subscription needs the feed: returns once it runs.
+
+        Subscriptions arriving while it starts all wait on the one start and
+        wake together, before the feed can dispatch anything new.
+        """
         self._users += 1
         if self._idle_stop is not None:
             self._idle_stop.cancel()
             self._idle_stop = None
+        if self._task is not None and not self._switch.locked():
+            return  # running, and not being stopped
         try:
-            async with self._switch:
-                if self._task is None:
-                    await self.start()
+            if self._starting is None or self._starting.done():
+                self._starting = asyncio.ensure_future(self._ensure_running())
+            await asyncio.shield(self._starting)
         except BaseException:
             self.release()
             raise
+
+    async def _ensure_running(self) -> None:
+        async with self._switch:
+            if self._task is None:
+                await self.start()
 
     def release(self) -> None:
         """A subscription is done with the feed; the last one out stops it after ``idle``."""

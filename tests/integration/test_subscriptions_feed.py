@@ -172,3 +172,4 @@ async def test_a_filtered_replay_reads_only_the_subjects_it_names(
     after_all = positions[-1] + 10
     assert [c async for c in replay(EventFilter("acme"), after_all)] == []
     assert [c.position for c in by_id] == sorted(c.position for c in by_id)
+    assert await consumers(nats_client, jetstream_store) == 0  # each replay deleted its own
