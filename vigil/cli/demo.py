@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Annotated
 
-import httpx
 import typer
 
-from commands.auth import issue_token
 from vigil.cli.common import load_settings
-from vigil.demo import DemoError, run_demo
+
+# httpx, the scenario and the JWT library are imported inside the command: every `vigil`
+# command, `--help` included, imports this module to build its options.
 
 
 def demo(
@@ -21,6 +20,13 @@ def demo(
     ] = None,
 ) -> None:
     """Drive a realistic fleet scenario (models, fleet, phased rollout, auto rollback)."""
+    import asyncio
+
+    import httpx
+
+    from commands.auth import issue_token
+    from vigil.demo import DemoError, run_demo
+
     settings = load_settings()
     base = url or f"http://{settings.host}:{settings.port}"
     bearer = token or issue_token(

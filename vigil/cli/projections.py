@@ -8,33 +8,29 @@ NATS through ``VIGIL_NATS_URL`` or the embedded server of ``vigil up``.
 
 from __future__ import annotations
 
-import asyncio
 import gc
 import logging
 import signal
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-import uvloop
-from prometheus_client import CollectorRegistry, start_http_server
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-from rich.table import Table
-from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncEngine
 
-import migrations
-from infrastructure.changes import ChangeBus
-from infrastructure.database import create_engine, database_url
-from infrastructure.eventstore.codec import build_mapper
-from infrastructure.replay.connect import NatsNotFound, resolve_nats_url
-from projections import catalog
-from projections.rebuild import Rebuild
-from projections.service import DEFAULT_BATCH, Projector
-from projections.status import read_status, stream_head
-from vigil.bootstrap import jetstream_config
 from vigil.cli.common import load_settings, setup_logging
-from vigil.config import Settings
+
+if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
+    from sqlalchemy.ext.asyncio import AsyncEngine
+
+    from infrastructure.changes import ChangeBus
+    from projections.service import Projector
+    from vigil.config import Settings
+
+# The projections, SQLAlchemy, NATS, uvloop and rich are imported inside the commands:
+# every `vigil` command, `--help` included, imports this module to build its options.
+# The help needs two facts up front, copied here (tests/unit/test_cli_startup.py checks
+# them against projections.catalog.PROJECTIONS and projections.service.DEFAULT_BATCH).
+PROJECTION_NAMES = ("devices", "fleets", "models", "timeline")
+DEFAULT_BATCH = 10_000
 
 log = logging.getLogger("vigil.projector")
 
@@ -56,6 +52,10 @@ def build_projector(
     batch_size: int = DEFAULT_BATCH,
 ) -> Projector:
     """The projector as configured by ``settings`` (stream, mapper), on ``engine``."""
+    from infrastructure.eventstore.codec import build_mapper
+    from projections.service import Projector
+    from vigil.bootstrap import jetstream_config
+
     return Projector(
         engine,
         nats_url,
@@ -82,6 +82,11 @@ def tune_for_throughput() -> None:
 
 def migrate() -> None:
     """Create or upgrade the read-model tables (PostgreSQL or SQLite) to the latest schema."""
+    from sqlalchemy.engine import make_url
+
+    import migrations
+    from infrastructure.database import database_url
+
     settings = load_settings()
     url = database_url(settings)
     migrations.upgrade(url)
@@ -102,6 +107,10 @@ def projector(
     ] = None,
 ) -> None:
     """Run the projector alone: keep the read models up to date until SIGINT/SIGTERM."""
+    import uvloop
+
+    from projections import catalog
+
     settings = load_settings()
     setup_logging(settings)
     unknown = sorted(set(only or []) - set(catalog.PROJECTIONS))
@@ -117,6 +126,13 @@ def projector(
 async def _run_projector(
     settings: Settings, nats_url: str, batch_size: int, only: list[str] | None, port: int | None
 ) -> None:
+    import asyncio
+
+    from prometheus_client import start_http_server
+
+    import migrations
+    from infrastructure.database import create_engine, database_url
+
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -139,11 +155,14 @@ def status(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per projection")] = False,
 ) -> None:
     """Position, lag behind the event stream and dead letters of every projection."""
+    import orjson
+    import uvloop
+    from rich.console import Console
+    from rich.table import Table
+
     settings = load_settings()
     rows = uvloop.run(_status(settings))
     if as_json:
-        import orjson
-
         for row in rows:
             typer.echo(orjson.dumps(row).decode())
         return
@@ -157,6 +176,11 @@ def status(
 
 
 async def _status(settings: Settings) -> list[dict[str, Any]]:
+    from infrastructure.database import create_engine, database_url
+    from infrastructure.replay.connect import resolve_nats_url
+    from projections.status import read_status, stream_head
+    from vigil.bootstrap import jetstream_config
+
     head: int | None = None
     try:
         url, _ = resolve_nats_url(settings.nats_url, settings.data_dir)
@@ -183,7 +207,7 @@ async def _status(settings: Settings) -> list[dict[str, Any]]:
 
 @projections_app.command("rebuild")
 def rebuild(
-    name: Annotated[str, typer.Argument(help=f"One of: {', '.join(catalog.PROJECTIONS)}")],
+    name: Annotated[str, typer.Argument(help=f"One of: {', '.join(PROJECTION_NAMES)}")],
     batch_size: Annotated[
         int, typer.Option(min=1, help="Most events per transaction")
     ] = DEFAULT_BATCH,
@@ -193,6 +217,10 @@ def rebuild(
     The current tables keep answering queries (and the running projector keeps
     applying to them) until the swap.
     """
+    import uvloop
+
+    from projections import catalog
+
     settings = load_settings()
     setup_logging(settings)
     if name not in catalog.PROJECTIONS:
@@ -208,6 +236,21 @@ def rebuild(
 
 
 async def _rebuild(settings: Settings, nats_url: str, name: str, batch_size: int) -> Any:
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
+    import migrations
+    from infrastructure.database import create_engine, database_url
+    from infrastructure.eventstore.codec import build_mapper
+    from projections.rebuild import Rebuild
+    from vigil.bootstrap import jetstream_config
+
     engine = create_engine(database_url(settings))
     columns = (
         TextColumn("[bold]{task.description}"),
@@ -237,6 +280,8 @@ async def _rebuild(settings: Settings, nats_url: str, name: str, batch_size: int
 
 
 def _nats_url(settings: Settings) -> str:
+    from infrastructure.replay.connect import NatsNotFound, resolve_nats_url
+
     try:
         return resolve_nats_url(settings.nats_url, settings.data_dir)[0]
     except NatsNotFound as err:

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Annotated
 
 import typer
-import uvloop
 
-from commands.auth import issue_token
 from vigil.cli.common import load_settings, setup_logging
 from vigil.config import ConfigError, Settings
 
+# The server, uvloop and the JWT library are imported inside the commands that use them:
+# every `vigil` command, `--help` included, imports this module to build its options.
+
 
 def _run(settings: Settings, *, whole_stack: bool) -> None:
-    from vigil.stack import serve  # imports uvicorn and the app only when serving
+    import uvloop
+
+    from vigil.stack import serve
 
     setup_logging(settings)
     try:
@@ -33,8 +37,6 @@ def up(
     settings = load_settings()
     overrides = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
     if overrides:
-        from dataclasses import replace
-
         settings = replace(settings, **overrides)  # type: ignore[arg-type]
     if settings.embedded:
         typer.echo(
@@ -51,8 +53,6 @@ def api(
 ) -> None:
     """Run only the command API against an existing NATS (VIGIL_NATS_URL)."""
     settings = load_settings()
-    from dataclasses import replace
-
     settings = replace(
         settings,
         **{k: v for k, v in {"host": host, "port": port}.items() if v is not None},  # type: ignore[arg-type]
@@ -67,6 +67,8 @@ def token(
     ttl: Annotated[int, typer.Option(help="Lifetime in seconds")] = 86_400,
 ) -> None:
     """Print a bearer token signed with this stack's secret."""
+    from commands.auth import issue_token
+
     settings = load_settings()
     try:
         signed = issue_token(

@@ -2,26 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 from uuid import UUID
 
 import typer
 
-from infrastructure.eventstore.port import StreamRef
-from infrastructure.replay.describe import to_json
-from infrastructure.replay.history import aggregate_as_of
-from infrastructure.replay.stream import StreamReader, subject_filter
 from vigil.cli.common import load_settings
-from vigil.cli.events import output
-from vigil.cli.events.session import (
-    UsageError,
-    aggregate_id,
-    aggregate_type,
-    moment,
-    run,
-    session,
-    tenant,
-)
+
+if TYPE_CHECKING:
+    from infrastructure.replay.stream import StreamReader
+
+# The replay modules (NATS, SQLAlchemy, rich) are imported inside the command: every
+# `vigil` command, `--help` included, imports this module to build its options.
 
 
 def show_command(
@@ -40,6 +32,12 @@ def show_command(
 
     With --version and/or --at, as it was then (whichever comes first).
     """
+    from infrastructure.eventstore.port import StreamRef
+    from infrastructure.replay.describe import to_json
+    from infrastructure.replay.history import aggregate_as_of
+    from vigil.cli.events import output
+    from vigil.cli.events.session import aggregate_id, aggregate_type, moment, run, session, tenant
+
     settings = load_settings()
 
     async def main() -> None:
@@ -63,6 +61,9 @@ def show_command(
 
 async def owner_of(reader: StreamReader, kind: str, id_: UUID, wanted: str | None) -> str:
     """The tenant holding ``kind`` ``id_``: ``wanted`` if it does, else the only one that does."""
+    from infrastructure.replay.stream import subject_filter
+    from vigil.cli.events.session import UsageError
+
     subjects = await reader.subjects(subject_filter(reader.prefix, None, kind, id_))
     tenants = sorted(subject.split(".")[-3] for subject in subjects)
     if wanted is not None and wanted in tenants:

@@ -14,13 +14,10 @@ from typing import Annotated, BinaryIO
 
 import typer
 
-from infrastructure.eventstore.setup import ensure_jetstream
-from infrastructure.replay import importing
-from infrastructure.replay.export import export_commits
-from infrastructure.replay.stream import StreamMissing
 from vigil.cli.common import load_settings
-from vigil.cli.events import output
-from vigil.cli.events.session import run, session
+
+# The replay modules (NATS, SQLAlchemy, rich) are imported inside the commands: every
+# `vigil` command, `--help` included, imports this module to build its options.
 
 
 def export_command(
@@ -28,6 +25,10 @@ def export_command(
     force: Annotated[bool, typer.Option(help="Overwrite FILE if it exists")] = False,
 ) -> None:
     """Write every commit, in position order, one JSON line each (no key needed)."""
+    from infrastructure.replay.export import export_commits
+    from vigil.cli.events import output
+    from vigil.cli.events.session import run, session
+
     settings = load_settings()
     if file != "-" and Path(file).exists() and not force:
         output.fail(f"{file} exists; pass --force to overwrite it", 2)
@@ -69,6 +70,12 @@ def import_command(
 
     Nothing is written if the store holds any commit or any line is bad.
     """
+    from infrastructure.eventstore.setup import ensure_jetstream
+    from infrastructure.replay import importing
+    from infrastructure.replay.stream import StreamMissing
+    from vigil.cli.events import output
+    from vigil.cli.events.session import run, session
+
     settings = load_settings()
 
     async def main() -> None:

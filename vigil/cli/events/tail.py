@@ -3,22 +3,17 @@
 from __future__ import annotations
 
 import contextlib
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from infrastructure.replay.describe import to_json
-from infrastructure.replay.tail import EventFilter, start_of_last, tail
 from vigil.cli.common import load_settings
-from vigil.cli.events import output
-from vigil.cli.events.session import (
-    UsageError,
-    aggregate_id,
-    aggregate_type,
-    run,
-    session,
-    tenant,
-)
+
+if TYPE_CHECKING:
+    from infrastructure.replay.tail import EventFilter
+
+# The replay modules (NATS, SQLAlchemy, rich) are imported inside the command: every
+# `vigil` command, `--help` included, imports this module to build its options.
 
 
 def event_filter(
@@ -29,6 +24,9 @@ def event_filter(
     events: list[str] | None = None,
 ) -> EventFilter:
     """The filter from ``TENANT[/TYPE[/ID]]`` (``*`` or empty: any) and the options."""
+    from infrastructure.replay.tail import EventFilter
+    from vigil.cli.events.session import UsageError, aggregate_id, aggregate_type, tenant
+
     parts: list[str | None] = [p if p not in ("", "*") else None for p in (where or "").split("/")]
     if len(parts) > 3:
         raise UsageError(f"filter {where!r} must look like TENANT[/TYPE[/ID]]")
@@ -81,6 +79,11 @@ def tail_command(
     Starts at the head (new events only) unless --from or --last says otherwise;
     --no-follow stops at the head as it was when the command started.
     """
+    from infrastructure.replay.describe import to_json
+    from infrastructure.replay.tail import start_of_last, tail
+    from vigil.cli.events import output
+    from vigil.cli.events.session import UsageError, run, session
+
     settings = load_settings()
 
     async def main() -> None:

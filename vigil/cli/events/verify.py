@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-import sqlalchemy.exc
 import typer
-from sqlalchemy.engine import make_url
 
-from infrastructure.database import create_engine, database_url
-from infrastructure.replay.readmodels import ReadModelRows, compare, read_rows
-from infrastructure.replay.verify import verify_log
 from vigil.cli.common import load_settings
-from vigil.cli.events import output
-from vigil.cli.events.session import UsageError, run, session
-from vigil.config import Settings
+
+if TYPE_CHECKING:
+    from infrastructure.replay.readmodels import ReadModelRows
+    from vigil.config import Settings
+
+# The replay modules (NATS, SQLAlchemy, rich) are imported inside the command: every
+# `vigil` command, `--help` included, imports this module to build its options.
 
 
 def verify_command(
@@ -29,6 +28,11 @@ def verify_command(
     Decoding goes through the mapper, so VIGIL_EVENT_COMPRESSION and
     VIGIL_CIPHER_KEY must be set as the writers had them. Exits 1 on any problem.
     """
+    from infrastructure.replay.readmodels import compare
+    from infrastructure.replay.verify import verify_log
+    from vigil.cli.events import output
+    from vigil.cli.events.session import run, session
+
     settings = load_settings()
 
     async def main() -> None:
@@ -53,6 +57,11 @@ def verify_command(
 
 
 def _database_url(settings: Settings) -> str:
+    from sqlalchemy.engine import make_url
+
+    from infrastructure.database import database_url
+    from vigil.cli.events.session import UsageError
+
     url = database_url(settings)
     parsed = make_url(url)
     database = parsed.database
@@ -65,6 +74,13 @@ def _database_url(settings: Settings) -> str:
 
 
 async def _read_models(settings: Settings) -> ReadModelRows:
+    import sqlalchemy.exc
+    from sqlalchemy.engine import make_url
+
+    from infrastructure.database import create_engine
+    from infrastructure.replay.readmodels import read_rows
+    from vigil.cli.events.session import UsageError
+
     url = _database_url(settings)
     engine = create_engine(url, pool_size=1)
     try:
