@@ -62,7 +62,7 @@ class BadCommit:
     raw: bytes
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: one is made per message, and frozen doubles that cost
 class RawCommit:
     """A message as the feed delivers it: subject, stream position and body."""
 

@@ -16,17 +16,23 @@ acknowledge past a hole. Only when the same jump shows up again right after
 reopening at the same place is it taken for what it then is: messages an
 operator deleted from the stream (the caller passes ``tolerate_gap``).
 
+**Flow.** Pull requests ask for a few thousand messages each, topped up as
+they are used, so that two batches are on their way or buffered while one is
+folded and written, but never more than ``_AHEAD`` messages are asked for and
+not yet read: the server queues everything asked for on the connection and
+closes it (a "slow consumer") past its ``max_pending``, 64 MB by default,
+which two 100,000-message batches would exceed while the projector is busy.
+
 **Acknowledgement.** ``AckPolicy.ALL``: acknowledging the last message of a
 committed batch acknowledges the batch, one publish per transaction.
 
 **Speed.** nats-py builds a ``Msg``, parses headers and schedules a task
 hop per message for ``fetch``, about 4x the whole budget of a projector that
 must apply 50,000 events/s. The feed instead takes messages for its inbox
-straight from the client's protocol parser (``projections.rawinbox``):
-subject, reply and body, nothing else. It keeps two batches of pull requests in flight, so
-the next batch arrives while this one is written. This reaches into one
-private method of nats-py, pinned to 2.16 in pyproject; every projection
-test runs through it against a real server.
+straight from the client's read buffer (``projections.rawinbox``): subject,
+reply and body, nothing else. That reaches into two private parts of nats-py,
+pinned to 2.16 in pyproject; every projection test runs through them against
+a real server.
 """
 
 from __future__ import annotations
@@ -45,6 +51,9 @@ from nats.js.errors import NotFoundError
 from infrastructure.eventstore.setup import JetStreamConfig
 from projections.envelope import RawCommit
 from projections.rawinbox import RawInbox
+
+_PULL_CHUNK = 5_000  # most messages one pull request asks for
+_AHEAD = 20_000  # most messages asked for and not yet received
 
 
 class FeedBroken(Exception):
@@ -71,9 +80,10 @@ class Delivery:
 def _sequence_and_pending(reply: bytes) -> tuple[int, int]:
     """Stream sequence and pending count from a JetStream ack subject (v1 or v2 form)."""
     tokens = reply.split(b".")
-    if len(tokens) == 9:  # $JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<ts>.<pending>
+    count = len(tokens)
+    if count == 9:  # $JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<ts>.<pending>
         return int(tokens[5]), int(tokens[8])
-    if len(tokens) >= 12:  # $JS.ACK.<domain>.<account>.<stream>.<consumer>.<delivered>.<sseq>...
+    if count >= 12:  # $JS.ACK.<domain>.<account>.<stream>.<consumer>.<delivered>.<sseq>...
         return int(tokens[7]), int(tokens[10])
     raise FeedBroken(f"unexpected JetStream ack subject {reply!r}")
 
@@ -107,6 +117,7 @@ class ConsumerFeed:
         self._buffer: collections.deque[tuple[RawCommit, bytes, int]] = collections.deque()
         self._requests: collections.deque[int] = collections.deque()  # credits left, oldest first
         self._wake = asyncio.Event()
+        self._topping: asyncio.Task[None] | None = None
         self._broken: BaseException | None = None
         self._last = 0
         self._tolerate_gap = False
@@ -128,6 +139,9 @@ class ConsumerFeed:
         await self._inbox.open()
 
     async def close(self) -> None:
+        if self._topping is not None:
+            self._topping.cancel()
+            self._topping = None
         await self._inbox.close()
         self._buffer.clear()
         self._requests.clear()
@@ -198,10 +212,12 @@ class ConsumerFeed:
         if not reply:
             self._status(headers or b"")
             return
-        if self._requests:
-            self._requests[0] -= 1
-            if self._requests[0] <= 0:
-                self._requests.popleft()
+        requests = self._requests
+        if requests:
+            requests[0] -= 1
+            if requests[0] <= 0:
+                requests.popleft()
+                self._top_up_soon()
         try:
             seq, pending = _sequence_and_pending(reply)
         except FeedBroken as err:
@@ -228,6 +244,7 @@ class ConsumerFeed:
         if code in (b"408", b"404"):  # the oldest pull request expired (or found nothing)
             if self._requests:
                 self._requests.popleft()
+                self._top_up_soon()
         elif code == b"100":
             return  # heartbeat
         else:  # 409: consumer deleted, leadership change, max waiting...
@@ -235,13 +252,29 @@ class ConsumerFeed:
         self._wake.set()
 
     async def _top_up(self) -> None:
-        """Keep two batches requested ahead of what is buffered."""
-        target = 2 * self.batch_size
-        while sum(self._requests) + len(self._buffer) < target:
-            expires = int(self._idle_timeout * 4 * 1e9)
-            payload = json.dumps({"batch": self.batch_size, "expires": expires}).encode()
+        """Keep two batches buffered or requested, at most ``_AHEAD`` of them requested."""
+        chunk = min(self.batch_size, _PULL_CHUNK)
+        ahead = max(chunk, min(_AHEAD, 2 * self.batch_size))
+        expires = int(self._idle_timeout * 4 * 1e9)
+        payload = json.dumps({"batch": chunk, "expires": expires}).encode()
+        while True:
+            requested = sum(self._requests)
+            room = min(2 * self.batch_size - len(self._buffer), ahead) - requested
+            if room < chunk:
+                return
             await self._nc.publish(self._next_subject, payload, reply=self._inbox.subject)
-            self._requests.append(self.batch_size)
+            self._requests.append(chunk)
+
+    def _top_up_soon(self) -> None:
+        """Ask for more from the receive path, which cannot wait for a publish."""
+        if self._topping is None or self._topping.done():
+            self._topping = asyncio.get_running_loop().create_task(self._top_up_quietly())
+
+    async def _top_up_quietly(self) -> None:
+        try:
+            await self._top_up()
+        except Exception as err:  # the connection is going: the reader must start over
+            self.broken(f"requesting more messages failed: {err}")
 
     async def _realign(self, after: int) -> None:
         stream = self._config.stream

@@ -48,9 +48,22 @@ def _to_wire(obj: Any) -> Any:
     return obj  # datetimes and anything msgspec knows natively
 
 
+_UUIDS: dict[bytes, UUID] = {}  # bytes -> UUID, for the ids events keep naming
+_UUIDS_MAX = 100_000
+
+
 def _ext_hook(code: int, data: memoryview) -> Any:
     if code == _EXT_UUID:
-        return UUID(bytes=bytes(data))
+        # A fleet's, a model's or a device's id recurs in event after event; making
+        # the same UUID again costs more than the rest of a small event's decoding.
+        # UUIDs are immutable, so handing out one instance is safe.
+        raw = bytes(data)
+        uuid = _UUIDS.get(raw)
+        if uuid is None:
+            if len(_UUIDS) >= _UUIDS_MAX:
+                _UUIDS.clear()  # a bound, not an LRU: a miss costs one UUID
+            uuid = _UUIDS[raw] = UUID(bytes=raw)
+        return uuid
     if code == _EXT_DECIMAL:
         return Decimal(bytes(data).decode())
     if code == _EXT_TUPLE:
