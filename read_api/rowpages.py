@@ -99,7 +99,9 @@ def plan_rows(source: RowSource, selections: tuple[Selection, ...]) -> RowPagePl
                     node = child.children
                 elif child.attr not in ("", "cursor"):
                     return None
-        elif selection.attr != "page_info" or any(c.children is not None for c in children):
+        elif selection.attr != "page_info" or any(
+            c.children is not None or (c.attr and c.attr not in _PAGE_INFO) for c in children
+        ):
             return None
     columns = [column.name for column in source.key]
     for leaf in node:
@@ -202,20 +204,22 @@ def _leaf(
     return f"None if {value} is None else ({expression})"
 
 
+_PAGE_INFO: dict[str, Callable[[Page], Any]] = {
+    "has_next_page": lambda page: page.has_next,
+    "has_previous_page": lambda page: page.has_previous,
+    "start_cursor": lambda page: page.cursors[0] if page.cursors else None,
+    "end_cursor": lambda page: page.cursors[-1] if page.cursors else None,
+}
+
+
 def _page_info_renderer(info: Selection) -> Callable[[Page], dict[str, Any]]:
-    getters: dict[str, Callable[[Page], Any]] = {
-        "has_next_page": lambda page: page.has_next,
-        "has_previous_page": lambda page: page.has_previous,
-        "start_cursor": lambda page: page.cursors[0] if page.cursors else None,
-        "end_cursor": lambda page: page.cursors[-1] if page.cursors else None,
-    }
     steps: list[tuple[str, Callable[[Page], Any] | None, Any]] = []
     assert info.children is not None
     for leaf in info.children:
         if not leaf.attr:
             steps.append((leaf.key, None, leaf.typename))
             continue
-        get = getters[leaf.attr]
+        get = _PAGE_INFO[leaf.attr]
         steps.append((leaf.key, get, leaf.serialize))
 
     def render(page: Page) -> dict[str, Any]:
