@@ -13,9 +13,11 @@ databases:
   migrated PostgreSQL database, all four read models (devices with fleet
   counts, fleets, models, timeline), in its own process (as ``vigil
   projector`` runs: uvloop, GC tuned). Row counts are checked afterwards.
-  Batches of up to 50,000 events (``vigil projector --batch-size``; the
+  Batches of up to 100,000 commits (``vigil projector --batch-size``; the
   default is 10,000): a catch-up folds each device's many events into one
-  row write per batch, so larger batches mean fewer rows written per event.
+  row write per batch, so larger batches mean fewer rows written per event
+  (10,000 devices: from 50,000 to 100,000 halves the device rows upserted,
+  about 1.5 us of projector and 1.5 us of PostgreSQL CPU per event).
   In a full run each mode's catch-up runs twice and the better run is the
   figure (both are kept): on a shared machine other load only slows a run.
 * **peer**: the ``eventsourcing`` library's ``ProjectionRunner`` on
@@ -222,7 +224,7 @@ def run(quick: bool) -> dict[str, Any]:
     peer_events = 3_000 if quick else 100_000
     peer_seconds = 5.0 if quick else 60.0
     repeats = 1 if quick else 2  # the machine may be shared: keep the better of two catch-ups
-    batch_size = 50_000  # catch-up: fewer, larger transactions; see the module docstring
+    batch_size = 100_000  # catch-up: fewer, larger transactions; see the module docstring
     cleanup = Cleanup()
     try:
         workdir = make_workdir(cleanup)

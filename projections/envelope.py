@@ -81,7 +81,8 @@ class CommitDecoder:
     def __init__(self, mapper: Mapper[UUID], subject_prefix: str) -> None:
         self._mapper = mapper
         self.prefix = subject_prefix + "."
-        self._refs: dict[str, StreamRef] = {}
+        # subject -> (the one string used as its key from then on, its aggregate)
+        self._refs: dict[str, tuple[str, StreamRef]] = {}
         plain = mapper.cipher is None and mapper.compressor is None
         self._to_event = _PlainEvents(mapper) if plain else self._via_mapper
 
@@ -90,8 +91,12 @@ class CommitDecoder:
 
     def ref_of(self, subject: str) -> StreamRef | None:
         """The aggregate a subject names, None when it is not a Vigil commit subject."""
-        ref = self._refs.get(subject)
-        if ref is None:
+        known = self._known(subject)
+        return None if known is None else known[1]
+
+    def _known(self, subject: str) -> tuple[str, StreamRef] | None:
+        known = self._refs.get(subject)
+        if known is None:
             if not subject.startswith(self.prefix):
                 return None
             try:
@@ -101,28 +106,32 @@ class CommitDecoder:
                 return None
             if len(self._refs) > 200_000:  # bounded: a cache, not an index
                 self._refs.clear()
-            self._refs[subject] = ref
-        return ref
+            known = self._refs[subject] = (subject, ref)
+        return known
 
     def decode(self, raw: RawCommit) -> list[Envelope] | BadCommit | None:
         """The commit's events; ``BadCommit`` if they do not decode; None if not a commit."""
-        ref = self.ref_of(raw.subject)
-        if ref is None:
+        known = self._known(raw.subject)
+        if known is None:
             return None  # the stream may carry other subjects; they are not ours to apply
+        # Every envelope of an aggregate carries the same key object: the many dict
+        # operations keyed by it then match by identity, without comparing text.
+        subject, ref = known
         position = raw.position
-        to_event = self._to_event
         try:
             triples = decode_events(raw.data)
         except (msgspec.DecodeError, ValueError) as err:
             return BadCommit(ref, position, 0, "", f"undecodable commit body: {err}", raw.data)
+        to_event = self._to_event
+        originator_id = ref.id
         envelopes = []
         for topic, version, state in triples:
             try:
-                event = to_event(ref.id, version, topic, state)
+                event = to_event(originator_id, version, topic, state)
             except Exception as err:  # unknown topic, bad state, failed upcast...
                 text = f"{type(err).__name__}: {err}"
                 return BadCommit(ref, position, version, topic, text, raw.data)
-            envelopes.append(Envelope(raw.subject, ref, position, event))
+            envelopes.append(Envelope(subject, ref, position, event))
         return envelopes
 
 
@@ -148,13 +157,18 @@ class _PlainEvents:
         fields = self._decode_state(state)
         fields["originator_id"] = originator_id
         fields["originator_version"] = version
-        stored_version = fields.pop("class_version", 1)
-        while stored_version < class_version:
-            getattr(cls, f"upcast_v{stored_version}_v{stored_version + 1}")(fields)
-            stored_version += 1
-        event: Any = object.__new__(cls)
-        object.__setattr__(event, "__dict__", fields)
+        if "class_version" in fields or class_version > 1:
+            stored_version = fields.pop("class_version", 1)
+            while stored_version < class_version:
+                getattr(cls, f"upcast_v{stored_version}_v{stored_version + 1}")(fields)
+                stored_version += 1
+        event: Any = _new(cls)
+        _set(event, "__dict__", fields)
         return event
+
+
+_new = object.__new__
+_set = object.__setattr__
 
 
 def event_fields(event: Any) -> dict[str, Any]:
@@ -163,9 +177,11 @@ def event_fields(event: Any) -> dict[str, Any]:
     Values stay as the event holds them (UUIDs, datetimes...); JSON columns
     write them with ``infrastructure.database.json_dumps``.
     """
-    return {key: value for key, value in event.__dict__.items() if key not in _ENVELOPE_FIELDS}
-
-
-_ENVELOPE_FIELDS = frozenset(
-    {"originator_id", "originator_version", "timestamp", "actor", "originator_topic"}
-)
+    fields = event.__dict__.copy()
+    pop = fields.pop  # a copy and five pops: half the time of filtering a comprehension
+    pop("originator_id", None)
+    pop("originator_version", None)
+    pop("timestamp", None)
+    pop("actor", None)
+    pop("originator_topic", None)
+    return fields

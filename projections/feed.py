@@ -52,8 +52,8 @@ from infrastructure.eventstore.setup import JetStreamConfig
 from projections.envelope import RawCommit
 from projections.rawinbox import RawInbox
 
-_PULL_CHUNK = 5_000  # most messages one pull request asks for
-_AHEAD = 20_000  # most messages asked for and not yet received
+_PULL_CHUNK = 10_000  # most messages one pull request asks for
+_AHEAD = 40_000  # most messages asked for and not yet received (~15 MB here)
 
 
 class FeedBroken(Exception):

@@ -31,7 +31,7 @@ from projections import checkpoints
 from projections.envelope import BadCommit, CommitDecoder, Envelope, RawCommit
 from projections.projection import Outcome, Prepared, Projection
 
-_SLICE = 500  # commits folded between two chances for an in-flight write to run
+_SLICE = 250  # commits folded between two chances for the write and the reader to run
 
 
 class StaleBatch(Exception):

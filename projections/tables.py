@@ -208,7 +208,8 @@ timeline = sa.Table(
     sa.Column("actor", sa.String(200), nullable=False),
     sa.Column("occurred_at", UtcDateTime(), nullable=False),
     sa.Column("payload", sa.JSON, nullable=False),  # the event's own fields, JSON-safe
-    sa.Index(None, "tenant_id", "position"),
+    # No index beyond the key: every query names one aggregate, and each index
+    # is paid for by every projected event (see migration 0003).
 )
 
 # Operational tables: one row per projection, not per tenant, and never served
