@@ -14,6 +14,10 @@ runner starts a fresh session from the checkpoints). A row neither cached nor
 born in the batch is read from the database at write time, after every
 earlier batch has committed: that read sees exactly the rows those batches
 left. Until then later batches defer that aggregate too.
+
+A batch copies a row the first time one of its slices changes it, and later
+slices of the same batch fold into that copy in place: the rows of earlier
+batches, which may still be being written, are never changed.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from typing import Any, ClassVar
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from infrastructure.eventstore.port import StreamRef
 from projections import bulk
 from projections.envelope import BadCommit, Envelope
 from projections.projection import DeadLetter, Outcome, Prepared, Projection, Touched
@@ -38,9 +43,11 @@ Apply = Callable[[Mapping[str, Any], Any], Changes]
 class _RowBatch(Prepared):
     outcome: Outcome
     before: dict[str, Row | None] = field(default_factory=dict)  # key -> row before the batch
-    rows: dict[str, Row] = field(default_factory=dict)  # key -> row after the batch
+    # key -> row after the batch: the batch's own copy, which later slices of the
+    # batch fold into in place (no earlier batch and no cache entry of theirs holds it)
+    rows: dict[str, Row] = field(default_factory=dict)
+    refs: dict[str, StreamRef] = field(default_factory=dict)  # key -> aggregate, for notices
     deferred: dict[str, list[Envelope]] = field(default_factory=dict)  # rows to read first
-    touched: dict[str, Touched] = field(default_factory=dict)
 
 
 class RowProjection(Projection):
@@ -75,6 +82,8 @@ class RowProjection(Projection):
         cache = self._cache
         deferred = batch.deferred
         awaiting = self._awaiting
+        own = batch.rows
+        outcome = batch.outcome
         for key, events in group_by_aggregate(envelopes).items():
             if key in awaiting:  # earlier events of it wait for their row: these wait behind
                 if key in deferred:
@@ -82,6 +91,10 @@ class RowProjection(Projection):
                 else:
                     deferred[key] = events
                     awaiting[key] += 1
+                continue
+            row = own.get(key)
+            if row is not None:  # an earlier slice of this batch made its copy: fold into it
+                outcome.applied += self.fold(row, events, outcome.dead_letters, owned=True)[1]
                 continue
             row = cache.get(key)
             if row is None and events[0].version > 1:
@@ -96,7 +109,11 @@ class RowProjection(Projection):
         if prepared.deferred:
             await self._fold_deferred(conn, prepared)
         await self.write_rows(conn, prepared.before, prepared.rows)
-        prepared.outcome.touched = list(prepared.touched.values())
+        refs = prepared.refs
+        prepared.outcome.touched = [
+            Touched(refs[key], row["version"], row["position"])
+            for key, row in prepared.rows.items()
+        ]
         return prepared.outcome
 
     async def write_rows(
@@ -106,20 +123,27 @@ class RowProjection(Projection):
         await bulk.upsert(conn, self.table, list(rows.values()))
 
     def fold(
-        self, row: Row | None, events: Iterable[Envelope], dead_letters: list[DeadLetter]
+        self,
+        row: Row | None,
+        events: Iterable[Envelope],
+        dead_letters: list[DeadLetter],
+        *,
+        owned: bool = False,
     ) -> tuple[Row | None, int]:
         """Apply ``events`` of one aggregate to its row; failures become dead letters.
 
-        Returns a new row (the given one is never changed) and how many events
+        Returns a new row (the given one is never changed, unless ``owned`` says
+        it is the caller's own copy to change in place) and how many events
         applied. Each apply function sees the row as the events before it left
         it and returns its changes, which land only once it has returned.
         """
         applied = 0
-        mine: Row | None = None  # our own copy, once we have made one
+        mine: Row | None = row if owned else None  # our own copy, once we have one
+        applies = self.applies
         for envelope in events:
             event = envelope.event
             try:
-                apply = self.applies.get(type(event))
+                apply = applies.get(type(event))
                 if apply is None:
                     raise LookupError(f"{self.name} has no apply function for this event")
                 if row is None:
@@ -157,7 +181,7 @@ class RowProjection(Projection):
         if key not in batch.before:
             batch.before[key] = row  # the row as the batch found it, for count deltas
         batch.rows[key] = new
-        batch.touched[key] = Touched(events[0].ref, new["version"], new["position"])
+        batch.refs[key] = events[0].ref
         cache = self._cache
         cache.pop(key, None)
         cache[key] = new  # most recently used last

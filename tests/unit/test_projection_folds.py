@@ -273,3 +273,34 @@ def test_folding_never_changes_the_row_it_was_given():
     new, _ = fold("devices", envelopes(device, start=2), row)
 
     assert row == kept and new is not row and new["anomaly_count"] == 1
+
+
+def test_a_batch_prepared_slice_by_slice_leaves_the_rows_before_it_untouched():
+    projection = catalog.build(["devices"])[0]
+    assert isinstance(projection, RowProjection)
+    device = a_device()
+    device.assign_to_fleet(uuid4(), actor="op", at=at(1))
+    first = projection.prepare(envelopes(device), [], None)
+    [key] = first.rows
+    before = dict(first.rows[key])
+    device.come_online(actor="dev", at=at(2))
+    device.raise_anomaly("thermal", "critical", "hot", actor="dev", at=at(3))
+    second_batch = envelopes(device, start=3)
+
+    batch = projection.prepare(second_batch[:1], [], None)  # one batch, in two slices
+    batch = projection.prepare(second_batch[1:], [], batch)
+
+    row = batch.rows[key]
+    assert (row["status"], row["health"], row["anomaly_count"], row["version"]) == (
+        "online",
+        "critical",
+        1,
+        4,
+    )
+    assert first.rows[key] == before == batch.before[key]  # the earlier batch's row is intact
+    assert batch.outcome.applied == 2
+    deltas = count_deltas(batch.before, batch.rows)
+    assert {count: delta for count, delta in deltas.items() if delta} == {
+        ("acme", before["fleet_id"], "status", "registered"): -1,
+        ("acme", before["fleet_id"], "status", "online"): 1,
+    }
