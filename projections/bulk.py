@@ -4,7 +4,8 @@ Projections hand this module plain dicts; it picks the cheapest correct way
 to land them inside the caller's transaction:
 
 * PostgreSQL: binary ``COPY`` through the asyncpg connection underneath
-  SQLAlchemy. Appends (the timeline) are copied straight into their table;
+  SQLAlchemy. Appends are copied straight into their table (the timeline's
+  rows arrive already encoded, see ``projections.pgcopy``);
   upserts are copied into a per-connection temporary staging table and merged
   with one ``INSERT ... SELECT ... ON CONFLICT DO UPDATE``. Per row this costs
   a fraction of an ``executemany`` of single-row upserts, where every row is a
@@ -29,6 +30,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from infrastructure.database import json_dumps
+from projections import pgcopy
 
 _FETCH_CHUNK = 5_000  # keys per SELECT, well under PostgreSQL's 32767 parameters
 
@@ -49,30 +51,37 @@ async def upsert(conn: AsyncConnection, table: sa.Table, rows: Sequence[Mapping[
     await conn.execute(statement, list(rows))
 
 
-async def append(
-    conn: AsyncConnection,
-    table: sa.Table,
-    records: Sequence[Sequence[Any]],
-    *,
-    json_as_text: bool = False,
-) -> None:
-    """Insert ``records`` (values in column order); an existing key is an error, never skipped.
-
-    ``json_as_text`` says JSON columns already hold their text on PostgreSQL
-    (the caller encoded them ahead); SQLite always takes the values themselves.
-    """
+async def append(conn: AsyncConnection, table: sa.Table, records: Sequence[Sequence[Any]]) -> None:
+    """Insert ``records`` (values in column order); an existing key is an error, never skipped."""
     if not records:
         return
     if conn.dialect.name == "postgresql":
         driver = await _driver(conn)
         await driver.copy_records_to_table(
             table.name,
-            records=records if json_as_text else _json_as_text(table, records),
+            records=_json_as_text(table, records),
             columns=[c.name for c in table.columns],
         )
         return
     names = [c.name for c in table.columns]
     await conn.execute(table.insert(), [dict(zip(names, r, strict=True)) for r in records])
+
+
+async def copy_rows(conn: AsyncConnection, table: sa.Table, rows: Sequence[bytes]) -> None:
+    """Append rows already in binary COPY form (``projections.pgcopy``), on PostgreSQL only.
+
+    Each row holds every column of ``table``, in order; PostgreSQL rejects the
+    whole COPY (and the transaction with it) if one does not fit.
+    """
+    if not rows:
+        return
+    driver = await _driver(conn)
+    await driver.copy_to_table(
+        table.name,
+        source=pgcopy.stream(rows),
+        columns=[c.name for c in table.columns],
+        format="binary",
+    )
 
 
 async def add_counts(

@@ -54,6 +54,7 @@ from projections.rawinbox import RawInbox
 
 _PULL_CHUNK = 10_000  # most messages one pull request asks for
 _AHEAD = 40_000  # most messages asked for and not yet received (~15 MB here)
+_SUBJECTS_MAX = 200_000
 
 
 class FeedBroken(Exception):
@@ -115,6 +116,7 @@ class ConsumerFeed:
         self._next_subject = f"$JS.API.CONSUMER.MSG.NEXT.{config.stream}.{durable}"
         self._inbox = RawInbox(nc, self._receive)
         self._buffer: collections.deque[tuple[RawCommit, bytes, int]] = collections.deque()
+        self._subjects: dict[bytes, str] = {}
         self._requests: collections.deque[int] = collections.deque()  # credits left, oldest first
         self._wake = asyncio.Event()
         self._topping: asyncio.Task[None] | None = None
@@ -233,8 +235,15 @@ class ConsumerFeed:
             return
         self._last = seq
         self._tolerate_gap = False
+        # One string per subject, not one per message: less to decode and to keep,
+        # and the decoder's lookups by subject then match by identity.
+        name = self._subjects.get(subject)
+        if name is None:
+            if len(self._subjects) >= _SUBJECTS_MAX:
+                self._subjects.clear()  # a bound, not an LRU
+            name = self._subjects[subject] = subject.decode()
         buffer = self._buffer
-        buffer.append((RawCommit(subject.decode(), seq, data), reply, pending))
+        buffer.append((RawCommit(name, seq, data), reply, pending))
         # Wake the reader only when it has something to decide: no wake-up per message.
         if len(buffer) >= self.batch_size or pending == 0 or len(buffer) == 1:
             self._wake.set()

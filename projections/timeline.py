@@ -2,35 +2,33 @@
 
 This is the audit trail: one row per event, keyed by (tenant, aggregate,
 version), with the actor and time the command supplied and the event's own
-fields as JSON. Rows are only ever appended.
+fields as JSON. Rows are only ever appended: on PostgreSQL in binary COPY
+form, encoded as the batch is prepared (``projections.pgcopy``), on SQLite
+as plain values.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from domain import Device, Fleet, Model
 from infrastructure.database import json_dumps
-from projections import bulk, tables
+from projections import bulk, pgcopy, tables
 from projections.envelope import BadCommit, Envelope, event_fields
 from projections.projection import DeadLetter, Outcome, Prepared, Projection, Touched
 
 COLUMNS = tuple(c.name for c in tables.timeline.columns)
 
 
-def timeline_row(envelope: Envelope, *, json_text: bool = False) -> tuple[Any, ...]:
-    """The audit row for one event, values in ``COLUMNS`` order (pure: same event, same row).
-
-    A tuple rather than a dict: this runs once per event and feeds COPY as is.
-    ``json_text`` gives the payload as JSON text, which is what COPY takes.
-    """
+def timeline_row(envelope: Envelope) -> tuple[Any, ...]:
+    """The audit row for one event, values in ``COLUMNS`` order (pure: same event, same row)."""
     event = envelope.event
     ref = envelope.ref
-    payload = event_fields(event)
     return (
         ref.tenant,
         ref.id,
@@ -40,7 +38,7 @@ def timeline_row(envelope: Envelope, *, json_text: bool = False) -> tuple[Any, .
         envelope.position,
         event.actor,
         event.timestamp,
-        json_dumps(payload) if json_text else payload,
+        event_fields(event),
     )
 
 
@@ -54,13 +52,61 @@ assert COLUMNS == (
     "actor",
     "occurred_at",
     "payload",
-), "timeline_row must follow the table's column order"
+), "timeline_row and _CopyRows must follow the table's column order"
+
+_CACHED = 100_000  # most aggregates (or actors) whose encoded fields are kept
+
+
+class _CopyRows:
+    """``timeline_row`` in binary COPY form, with the fields that repeat encoded once.
+
+    An aggregate's row always starts with the same field count, tenant and id;
+    an event class always has the same aggregate and event type; actors repeat.
+    """
+
+    def __init__(self) -> None:
+        self._heads: dict[str, bytes] = {}  # aggregate key -> count, tenant, id
+        self._kinds: dict[tuple[str, type], bytes] = {}  # -> aggregate type, event type
+        self._actors: dict[str, bytes] = {}
+
+    def __call__(self, envelope: Envelope) -> bytes:
+        event = envelope.event
+        head = self._heads.get(envelope.key)
+        if head is None:
+            ref = envelope.ref
+            head = pgcopy.field_count(len(COLUMNS)) + pgcopy.text(ref.tenant) + pgcopy.uuid(ref.id)
+            _remember(self._heads, envelope.key, head)
+        kind = self._kinds.get((envelope.ref.type, type(event)))
+        if kind is None:
+            kind = pgcopy.text(envelope.ref.type) + pgcopy.text(type(event).__name__)
+            _remember(self._kinds, (envelope.ref.type, type(event)), kind)
+        actor = self._actors.get(event.actor)
+        if actor is None:
+            actor = pgcopy.text(event.actor)
+            _remember(self._actors, event.actor, actor)
+        return b"".join(
+            (
+                head,
+                pgcopy.int4(4, event.originator_version),
+                kind,
+                pgcopy.int8(8, envelope.position),
+                actor,
+                pgcopy.timestamptz(event.timestamp),
+                pgcopy.data_field(json_dumps(event_fields(event)).encode()),
+            )
+        )
+
+
+def _remember(cache: dict[Any, bytes], key: Any, value: bytes) -> None:
+    if len(cache) >= _CACHED:
+        cache.clear()  # a bound, not an LRU: a miss costs one encoding
+    cache[key] = value
 
 
 @dataclass(slots=True)
 class _Rows(Prepared):
     outcome: Outcome
-    records: list[tuple[Any, ...]] = field(default_factory=list)
+    records: list[Any] = field(default_factory=list)  # COPY rows (bytes) or value tuples
     last: dict[str, Envelope] = field(default_factory=dict)  # aggregate key -> its last event
 
 
@@ -68,6 +114,16 @@ class TimelineProjection(Projection):
     name = "timeline"
     aggregate_types = frozenset({Device.TYPE, Fleet.TYPE, Model.TYPE})
     table_names = ("timeline",)
+
+    def __init__(
+        self,
+        tables: Mapping[str, sa.Table],
+        *,
+        label: str | None = None,
+        dialect: str = "postgresql",
+    ) -> None:
+        super().__init__(tables, label=label, dialect=dialect)
+        self._copy_row = _CopyRows()
 
     def prepare(
         self, envelopes: Sequence[Envelope], bad: Sequence[BadCommit], into: Prepared | None
@@ -77,11 +133,11 @@ class TimelineProjection(Projection):
         outcome.dead_letters.extend(DeadLetter.of_commit(self.label, b) for b in bad)
         records = prepared.records
         last = prepared.last
-        # COPY takes JSON as text: encode here, off the write path, when that is the route.
-        as_text = self.dialect == "postgresql"
+        # Encoded here, while the event is fresh in memory, not when the batch is written.
+        encode = self._copy_row if self.dialect == "postgresql" else timeline_row
         for envelope in envelopes:
             try:
-                row = timeline_row(envelope, json_text=as_text)
+                row = encode(envelope)
             except Exception as err:
                 outcome.dead_letters.append(DeadLetter.of_event(self.label, envelope, err))
                 continue
@@ -92,7 +148,10 @@ class TimelineProjection(Projection):
 
     async def write(self, conn: AsyncConnection, prepared: Prepared) -> Outcome:
         assert isinstance(prepared, _Rows)
-        await bulk.append(conn, self.tables["timeline"], prepared.records, json_as_text=True)
+        if self.dialect == "postgresql":
+            await bulk.copy_rows(conn, self.tables["timeline"], prepared.records)
+        else:
+            await bulk.append(conn, self.tables["timeline"], prepared.records)
         prepared.outcome.touched = [
             Touched(e.ref, e.version, e.position) for e in prepared.last.values()
         ]
