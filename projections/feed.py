@@ -196,7 +196,9 @@ class ConsumerFeed:
         count = min(self.batch_size, len(self._buffer))
         popped = [self._buffer.popleft() for _ in range(count)]
         _, reply, pending = popped[-1]
-        self._lag = pending + len(self._buffer)
+        if self._buffer:  # the newest delivery knows best what is still pending
+            pending = self._buffer[-1][2] + len(self._buffer)
+        self._lag = pending
         return Delivery([commit for commit, _, _ in popped], reply.decode(), self._lag)
 
     async def ack(self, delivery: Delivery) -> None:

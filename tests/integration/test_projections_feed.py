@@ -51,3 +51,25 @@ async def test_a_batch_larger_than_the_server_may_queue_arrives_whole_and_in_ord
     assert [c.data for c in delivery.commits] == [b"%d" % n for n in range(1000)]
     assert set(asked) == {50}  # asked for a chunk at a time, as messages were used up
     assert sum(asked) <= 1000 + 200
+
+
+async def test_lag_counts_each_message_behind_a_batch_once(
+    nats_client: Client, jetstream_config: JetStreamConfig
+):
+    js = nats_client.jetstream()
+    for n in range(300):
+        await js.publish(f"{jetstream_config.subject_prefix}.acme.device.{n:032x}", b"x")
+    feed = ConsumerFeed(nats_client, jetstream_config, "feed-lag", batch_size=100)
+    await feed.open(0)
+    try:
+        lags = []
+        for _ in range(3):
+            delivery = await feed.next()
+            assert delivery is not None and len(delivery.commits) == 100
+            lags.append(delivery.lag)
+            await feed.ack(delivery)
+    finally:
+        await feed.close()
+        await feed.delete()
+
+    assert lags == [200, 100, 0]  # however much of the rest was already buffered
