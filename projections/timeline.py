@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from domain import Device, Fleet, Model
 from infrastructure.database import json_dumps
+from infrastructure.eventstore.port import StreamRef
 from projections import bulk, pgcopy, tables
 from projections.envelope import BadCommit, Envelope, event_fields
 from projections.projection import DeadLetter, Outcome, Prepared, Projection, Touched
@@ -107,7 +108,9 @@ def _remember(cache: dict[Any, bytes], key: Any, value: bytes) -> None:
 class _Rows(Prepared):
     outcome: Outcome
     records: list[Any] = field(default_factory=list)  # COPY rows (bytes) or value tuples
-    last: dict[str, Envelope] = field(default_factory=dict)  # aggregate key -> its last event
+    # aggregate key -> (aggregate, version, position) of its last event. Not the
+    # envelope itself: kept, it would keep its event alive to be freed later, cold.
+    last: dict[str, tuple[StreamRef, int, int]] = field(default_factory=dict)
 
 
 class TimelineProjection(Projection):
@@ -142,7 +145,11 @@ class TimelineProjection(Projection):
                 outcome.dead_letters.append(DeadLetter.of_event(self.label, envelope, err))
                 continue
             records.append(row)
-            last[envelope.key] = envelope
+            last[envelope.key] = (
+                envelope.ref,
+                envelope.event.originator_version,
+                envelope.position,
+            )
         outcome.applied = len(records)
         return prepared
 
@@ -153,6 +160,6 @@ class TimelineProjection(Projection):
         else:
             await bulk.append(conn, self.tables["timeline"], prepared.records)
         prepared.outcome.touched = [
-            Touched(e.ref, e.version, e.position) for e in prepared.last.values()
+            Touched(ref, version, position) for ref, version, position in prepared.last.values()
         ]
         return prepared.outcome
