@@ -312,11 +312,11 @@ async def test_a_second_projector_waits_as_a_standby_and_takes_over(
     running = asyncio.create_task(first.run(stop_first))
     await first.caught_up.wait()
     standby = asyncio.create_task(second.run(stop_second))
-    await drive(repository, tenant="initech", devices=10, seed=11)
-
     stop_first.set()
     await running
-    await second.caught_up.wait()
+    # Written once the first has stopped: only the standby can apply these.
+    await drive(repository, tenant="initech", devices=10, seed=11)
+    await until_applied(db_engine, "devices", await repository.store.head_position())
     assert first.metrics.registry is not second.metrics.registry
     stop_second.set()
     await standby
@@ -326,6 +326,19 @@ async def test_a_second_projector_waits_as_a_standby_and_takes_over(
         "vigil_projection_events_applied_total", {"projection": "devices"}
     )
     assert applied  # the standby did the work after the first stopped
+
+
+async def until_applied(engine: AsyncEngine, projection: str, position: int) -> None:
+    """Poll the checkpoint (up to 10 s) until ``projection`` has applied ``position``."""
+    from projections import checkpoints
+
+    for _ in range(1_000):
+        async with engine.connect() as conn:
+            reached = await checkpoints.read(conn)
+        if projection in reached and reached[projection].position >= position:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"{projection} never applied position {position}")
 
 
 async def _scratch_build(tmp_path, nats_server: str, config: JetStreamConfig) -> dict:
