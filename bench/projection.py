@@ -40,6 +40,7 @@ import argparse
 import asyncio
 import json
 import os
+import resource
 import secrets
 import sys
 import time
@@ -383,6 +384,8 @@ def main(argv: list[str] | None = None) -> int:
 
         workers = {"load": load_worker, "read": read_worker, "ours": ours_worker}
         result = uvloop.run(workers[args.worker](args))
+        # Peak memory of the worker (KiB on Linux): what the batch size and GC settings cost.
+        result["max_rss_mib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
         sys.stdout.write(json.dumps(result, default=str) + "\n")
         return 0
     results = run(args.quick)

@@ -73,10 +73,13 @@ def tune_for_throughput() -> None:
 
     With the default thresholds CPython collects every 700 allocations and,
     with a few hundred thousand long-lived rows cached, spends more time
-    collecting than projecting. Only for a process that runs the projector
-    alone; the lead decides for ``vigil up``.
+    collecting than projecting. At 100,000 a catch-up of a million events
+    still paid about 15 collections (7% of its CPU); at a million it pays
+    almost none, for a young generation of at most a million objects. Only
+    for a process that runs the projector alone; the lead decides for
+    ``vigil up``.
     """
-    gc.set_threshold(100_000, 50, 1000)
+    gc.set_threshold(1_000_000, 50, 1000)
     gc.freeze()
 
 
