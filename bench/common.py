@@ -20,7 +20,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -111,6 +112,42 @@ def spawn(
         out.close()
     cleanup.push(name or str(args[0]), lambda: stop_process(proc))
     return proc
+
+
+@dataclass(frozen=True)
+class Served:
+    proc: subprocess.Popen[Any]
+    port: int
+    token: str  # a viewer's bearer token for ``tenant``, signed with the server's secret
+
+
+@contextlib.contextmanager
+def served(
+    args: Callable[[int, str], Sequence[str]],
+    cleanup: Cleanup,
+    *,
+    tenant: str,
+    log: Path,
+    name: str,
+) -> Iterator[Served]:
+    """A read server (``args(port, secret)``) listening, with a token for it; stopped after.
+
+    On failure the end of its log goes to stderr.
+    """
+    from commands.auth import issue_token
+
+    secret = secrets.token_hex(32)
+    port = free_port()
+    proc = spawn(args(port, secret), cleanup, env=python_env(), log=log, name=name)
+    try:
+        wait_for_port(port, proc)
+        yield Served(proc, port, issue_token(secret, subject="bench", tenant=tenant, role="viewer"))
+    except BaseException:
+        tail = log.read_text()[-3000:] if log.exists() else ""
+        print(f"{name} log ends with:\n{tail}", file=sys.stderr, flush=True)
+        raise
+    finally:
+        stop_process(proc)
 
 
 def run_json(

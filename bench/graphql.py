@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import secrets
 import sys
 import time
 from datetime import UTC, datetime
@@ -39,11 +38,8 @@ from bench.common import (
     make_workdir,
     python_env,
     run_json,
-    spawn,
-    stop_process,
-    wait_for_port,
+    served,
 )
-from bench.common import free_port as pick_port
 
 DEFAULT_OUTPUT = Path(__file__).resolve().parent / "results" / "graphql.json"
 TENANT = "bench"
@@ -158,39 +154,28 @@ def serve(kind: str, port: int, url: str, secret: str) -> None:
 def measure(
     kind: str, url: str, ids_file: Path, workdir: Path, cleanup: Cleanup, timing: dict[str, Any]
 ) -> dict[str, Any]:
-    from commands.auth import issue_token
-
-    secret = secrets.token_hex(32)
-    port = pick_port()
-    server = spawn(
-        [
+    def server_args(port: int, secret: str) -> list[str]:
+        return [
             *(sys.executable, "-m", "bench.graphql", "--serve", kind, "--port", str(port)),
             *("--db", url, "--secret", secret),
-        ],
-        cleanup,
-        env=python_env(),
-        log=workdir / f"{kind}.log",
-        name=f"graphql server {kind}",
-    )
-    try:
-        wait_for_port(port, server)
-        token = issue_token(secret, subject="bench", tenant=TENANT, role="viewer")
+        ]
+
+    log, name = workdir / f"{kind}.log", f"graphql server {kind}"
+    with served(server_args, cleanup, tenant=TENANT, log=log, name=name) as server:
         figures: dict[str, Any] = {}
         for mode in ("device", "devices"):
             _log(f"{kind}: {mode}")
             figures[mode] = run_json(
                 [
-                    *(sys.executable, "-m", "bench.graphql_load", "--port", str(port)),
-                    *("--mode", mode, "--token", token, "--ids", str(ids_file)),
+                    *(sys.executable, "-m", "bench.graphql_load", "--port", str(server.port)),
+                    *("--mode", mode, "--token", server.token, "--ids", str(ids_file)),
                     *("--connections", str(timing["connections"][mode])),
                     *("--duration", str(timing["duration"]), "--warmup", str(timing["warmup"])),
-                    *("--watch", f"server={server.pid}", "--prime"),
+                    *("--watch", f"server={server.proc.pid}", "--prime"),
                 ],
                 env=python_env(),
             )
         return figures
-    finally:
-        stop_process(server)
 
 
 def verdict(results: dict[str, Any]) -> dict[str, Any]:

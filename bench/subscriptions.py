@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import secrets
 import sys
 import time
 from datetime import UTC, datetime
@@ -45,11 +44,8 @@ from bench.common import (
     machine_info,
     make_workdir,
     python_env,
-    spawn,
-    stop_process,
-    wait_for_port,
+    served,
 )
-from bench.common import free_port as pick_port
 from bench.graphql import _pg_url
 from bench.subscriptions_writer import REDIS_URL, TENANT, Writer
 
@@ -172,35 +168,22 @@ async def measure_server(
     cleanup: Cleanup,
     workdir: Path,
 ) -> dict[str, Any]:
-    from commands.auth import issue_token
-
-    secret = secrets.token_hex(32)
-    port = pick_port()
-    server = spawn(
-        [
+    def server_args(port: int, secret: str) -> list[str]:
+        return [
             *(sys.executable, "-m", "bench.subscriptions_server", "--mode", mode),
             *("--port", str(port), "--secret", secret, "--channel", writer.channel),
             *(f"--{k}={v}" for k, v in args.items()),
-        ],
-        cleanup,
-        env=python_env(),
-        log=workdir / f"server-{mode}.log",
-        name=f"subscriptions server {mode}",
-    )
-    try:
-        wait_for_port(port, server)
-        token = issue_token(secret, subject="bench", tenant=TENANT, role="viewer")
+        ]
+
+    log, name = workdir / f"server-{mode}.log", f"subscriptions server {mode}"
+    with served(server_args, cleanup, tenant=TENANT, log=log, name=name) as server:
         figures: dict[str, Any] = {}
         for kind in KINDS:
             _log(f"{mode}: {kind}, {shape['connections'] * shape['per_connection']} subscribers")
-            figures[kind] = await measure_kind(writer, kind, port, token, server.pid, shape)
+            figures[kind] = await measure_kind(
+                writer, kind, server.port, server.token, server.proc.pid, shape
+            )
         return figures
-    except BaseException:
-        log = workdir / f"server-{mode}.log"
-        _log(f"{mode} server log ends with:\n{log.read_text()[-3000:] if log.exists() else ''}")
-        raise
-    finally:
-        stop_process(server)
 
 
 async def run_async(quick: bool, cleanup: Cleanup) -> dict[str, Any]:
