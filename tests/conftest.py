@@ -95,6 +95,7 @@ async def kv_snapshot_store(
 # * ``sqlite_url``: SQLAlchemy URL of a SQLite file in the test's tmp_path.
 # * ``db_url``: parametrized over both, so one test runs on PostgreSQL and SQLite.
 # * ``db_engine``: an engine on ``db_url`` with the migrations applied.
+# * ``pg_engine``: the same on ``pg_url`` only.
 
 
 @pytest.fixture
@@ -123,14 +124,27 @@ async def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
         yield url
 
 
-@pytest.fixture
-async def db_engine(db_url: str) -> AsyncIterator[AsyncEngine]:
+@contextlib.asynccontextmanager
+async def migrated_engine(url: str) -> AsyncIterator[AsyncEngine]:
     import migrations
     from infrastructure.database import create_engine
 
-    engine = create_engine(db_url)
+    engine = create_engine(url)
     try:
         await migrations.upgrade_async(engine)
         yield engine
     finally:
         await engine.dispose()
+
+
+@pytest.fixture
+async def db_engine(db_url: str) -> AsyncIterator[AsyncEngine]:
+    async with migrated_engine(db_url) as engine:
+        yield engine
+
+
+@pytest.fixture
+async def pg_engine(pg_url: str) -> AsyncIterator[AsyncEngine]:
+    """A migrated engine on a fresh PostgreSQL database (PostgreSQL-only behaviour)."""
+    async with migrated_engine(pg_url) as engine:
+        yield engine

@@ -43,36 +43,33 @@ async def test_pages_order_serials_by_bytes_and_resume_from_their_cursor(
     assert [row.serial_number for row in prefixed.rows] == ["a-10", "a-9"]
 
 
-async def test_postgresql_reads_pages_and_prefixes_through_the_serial_index(pg_url: str) -> None:
-    engine = create_engine(pg_url)
-    try:
-        await migrations.upgrade_async(engine)
-        rows = [device_row("acme", f"{prefix}-{n:04}") for prefix in "AB" for n in range(2000)]
-        await insert(engine, devices, rows)
-        async with engine.begin() as conn:
-            await conn.exec_driver_sql("ANALYZE devices")
-        query = (
-            sa.select(devices.c.serial_number)
-            .where(devices.c.tenant_id == "acme")
-            .order_by(devices.c.serial_number)
-            .limit(101)
-        )
-        prefix = sa.select(devices.c.id).where(
-            devices.c.tenant_id == "acme", devices.c.serial_number.startswith("A-00")
-        )
-        async with engine.connect() as conn:
-            # Make every alternative look ruinous: what remains is what the index can do.
-            await conn.exec_driver_sql("SET enable_seqscan = off")
-            await conn.exec_driver_sql("SET enable_sort = off")
-            plans = []
-            for statement in (query, prefix):
-                compiled = statement.compile(
-                    engine.sync_engine, compile_kwargs={"literal_binds": True}
-                )
-                result = await conn.exec_driver_sql(f"EXPLAIN {compiled}")
-                plans.append("\n".join(row[0] for row in result))
-    finally:
-        await engine.dispose()
+async def test_postgresql_reads_pages_and_prefixes_through_the_serial_index(
+    pg_engine: AsyncEngine,
+) -> None:
+    rows = [device_row("acme", f"{prefix}-{n:04}") for prefix in "AB" for n in range(2000)]
+    await insert(pg_engine, devices, rows)
+    async with pg_engine.begin() as conn:
+        await conn.exec_driver_sql("ANALYZE devices")
+    query = (
+        sa.select(devices.c.serial_number)
+        .where(devices.c.tenant_id == "acme")
+        .order_by(devices.c.serial_number)
+        .limit(101)
+    )
+    prefix = sa.select(devices.c.id).where(
+        devices.c.tenant_id == "acme", devices.c.serial_number.startswith("A-00")
+    )
+    async with pg_engine.connect() as conn:
+        # Make every alternative look ruinous: what remains is what the index can do.
+        await conn.exec_driver_sql("SET enable_seqscan = off")
+        await conn.exec_driver_sql("SET enable_sort = off")
+        plans = []
+        for statement in (query, prefix):
+            compiled = statement.compile(
+                pg_engine.sync_engine, compile_kwargs={"literal_binds": True}
+            )
+            result = await conn.exec_driver_sql(f"EXPLAIN {compiled}")
+            plans.append("\n".join(row[0] for row in result))
 
     page_plan, prefix_plan = plans
     assert "ix_devices_tenant_id_serial_number" in page_plan and "Sort" not in page_plan, page_plan

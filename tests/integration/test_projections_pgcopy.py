@@ -3,32 +3,20 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-import migrations
 from domain import Device
-from infrastructure.database import create_engine, json_dumps
+from infrastructure.database import json_dumps
 from infrastructure.eventstore.port import StreamRef
 from projections import catalog, tables
 from projections.envelope import Envelope
 from projections.timeline import COLUMNS, timeline_row
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-async def pg_engine(pg_url: str) -> AsyncIterator[AsyncEngine]:
-    engine = create_engine(pg_url)
-    try:
-        await migrations.upgrade_async(engine)
-        yield engine
-    finally:
-        await engine.dispose()
 
 
 def _envelopes() -> list[Envelope]:
