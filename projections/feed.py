@@ -29,7 +29,7 @@ committed batch acknowledges the batch, one publish per transaction.
 **Speed.** nats-py builds a ``Msg``, parses headers and schedules a task
 hop per message for ``fetch``, about 4x the whole budget of a projector that
 must apply 50,000 events/s. The feed instead takes messages for its inbox
-straight from the client's read buffer (``projections.rawinbox``): subject,
+straight from the client's read buffer (``infrastructure.rawinbox``): subject,
 reply and body, nothing else. That reaches into two private parts of nats-py,
 pinned to 2.16 in pyproject; every projection test runs through them against
 a real server.
@@ -49,8 +49,8 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
 
 from infrastructure.eventstore.setup import JetStreamConfig
+from infrastructure.rawinbox import RawInbox
 from projections.envelope import RawCommit
-from projections.rawinbox import RawInbox
 
 _PULL_CHUNK = 10_000  # most messages one pull request asks for
 _AHEAD = 40_000  # most messages asked for and not yet received (~15 MB here)

@@ -9,10 +9,10 @@ and replies to the store's inbox are taken straight from the client's protocol
 parser: the waiting future gets the body and the raw header block, which is
 parsed only if someone asks for it.
 
-Both lean on private parts of nats-py (``_send_command``, ``_process_msg``),
+Both lean on private parts of nats-py (``_send_command``, and the parser
+hooks of ``infrastructure.rawinbox``, which the projector's feed uses too),
 pinned to 2.16 in pyproject.toml; every event store contract test runs
-through them against a real server. ``projections.feed`` takes its messages
-from the parser the same way; the two hooks chain.
+through them against a real server.
 """
 
 from __future__ import annotations
@@ -21,14 +21,12 @@ import asyncio
 import collections
 import contextlib
 import itertools
-from collections.abc import Callable
 
 import nats.errors
 from nats.aio.client import Client
 from nats.aio.subscription import Subscription
 
-_Sink = Callable[[bytes, bytes, bytes | None], None]
-_SINKS = "_vigil_reply_sinks"
+from infrastructure.rawinbox import raw_sinks
 
 
 class Reply:
@@ -66,31 +64,6 @@ def parse_headers(raw: bytes) -> dict[str, str] | None:
         if colon and name and not any(c.isspace() for c in name):
             headers[name] = value.strip()
     return headers or None
-
-
-def _sinks(nc: Client) -> dict[int, _Sink]:
-    """The client's reply sinks by subscription id, installing the parser hook on first use."""
-    sinks: dict[int, _Sink] | None = getattr(nc, _SINKS, None)
-    if sinks is None:
-        installed: dict[int, _Sink] = {}
-        original = nc._process_msg
-        stats = nc.stats
-
-        async def process_msg(
-            sid: int, subject: bytes, reply: bytes, data: bytes, headers: bytes | None
-        ) -> None:
-            sink = installed.get(sid)
-            if sink is None:
-                await original(sid, subject, reply, data, headers)  # type: ignore[arg-type]
-            else:
-                stats["in_msgs"] += 1
-                stats["in_bytes"] += len(data)
-                sink(subject, data, headers)
-
-        setattr(nc, "_process_msg", process_msg)  # noqa: B010 - an instance override, on purpose
-        setattr(nc, _SINKS, installed)
-        sinks = installed
-    return sinks
 
 
 class Replies:
@@ -142,7 +115,7 @@ class Replies:
             self._timer.cancel()
             self._timer = None
         if self._sub is not None:
-            _sinks(self._nc).pop(self._sub._id, None)
+            raw_sinks(self._nc).pop(self._sub._id, None)
             with contextlib.suppress(nats.errors.Error):
                 await self._sub.unsubscribe()
             self._sub = None
@@ -153,10 +126,10 @@ class Replies:
                 prefix = self._nc.new_inbox() + "."
                 sub = await self._nc.subscribe(prefix + "*")
                 self._prefix = prefix.encode()
-                _sinks(self._nc)[sub._id] = self._deliver
+                raw_sinks(self._nc)[sub._id] = self._deliver
                 self._sub = sub
 
-    def _deliver(self, subject: bytes, data: bytes, headers: bytes | None) -> None:
+    def _deliver(self, subject: bytes, _: bytes, data: bytes, headers: bytes | None) -> None:
         reply = self._waiting.get(subject[len(self._prefix) :])
         if reply is not None and not reply.done():
             reply.set_result(Reply(data, headers))

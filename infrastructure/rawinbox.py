@@ -2,7 +2,10 @@
 
 nats-py turns every message into a ``Msg``, parses its headers and hands it
 over through a queue and a task: several microseconds a message, most of a
-projector's budget. Even its protocol parser alone (a regular expression, a
+projector's budget, and more than a commit's own work for the event store's
+acks. Both take their messages here: ``projections.feed`` through a
+``RawInbox``, ``infrastructure.eventstore.replies`` by registering its reply
+sink in ``raw_sinks``. Even its protocol parser alone (a regular expression, a
 dict and a coroutine per message) costs more than a projector can spend on
 reading. A ``RawInbox`` registers a plain function for its subscription id,
 and the client calls it with subject, reply, body and raw headers:
@@ -47,7 +50,7 @@ class RawInbox:
         self._sid: int | None = None
 
     async def open(self) -> None:
-        sinks = _sinks(self._nc)
+        sinks = raw_sinks(self._nc)
         sub = await self._nc.subscribe(self.subject)
         self._sid = sub._id
         sinks[self._sid] = self._sink
@@ -55,7 +58,7 @@ class RawInbox:
     async def close(self) -> None:
         if self._sid is None:
             return
-        _sinks(self._nc).pop(self._sid, None)
+        raw_sinks(self._nc).pop(self._sid, None)
         sub = self._nc._subs.get(self._sid)
         self._sid = None
         if sub is not None:
@@ -111,8 +114,8 @@ def take_frames(data: bytes, pos: int, sinks: dict[int, Sink]) -> tuple[int, int
     return pos, -1
 
 
-def _sinks(nc: Client) -> dict[int, Sink]:
-    """The client's raw sinks, installing the parser hooks on first use."""
+def raw_sinks(nc: Client) -> dict[int, Sink]:
+    """The client's raw sinks by subscription id, installing the parser hooks on first use."""
     sinks: dict[int, Sink] | None = getattr(nc, _SINKS, None)
     if sinks is None:
         installed: dict[int, Sink] = {}

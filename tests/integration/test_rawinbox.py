@@ -14,7 +14,7 @@ import pytest
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 
-from projections.rawinbox import RawInbox, take_frames
+from infrastructure.rawinbox import RawInbox, take_frames
 
 pytestmark = pytest.mark.integration
 
